@@ -1,0 +1,305 @@
+// polymap/detail/epoch.hpp — epoch-based memory reclamation (EBR).
+//
+// WHY HAND-WRITTEN
+//   liburcu would do, but its read side wants every thread registered with a
+//   C API and its flavours differ in what a read-side section may do; we need
+//   a small header-only scheme whose read side is one store to a per-thread
+//   word, whose orderings are commented, and which ThreadSanitizer can follow
+//   (it does not model std::atomic_thread_fence, so every happens-before edge
+//   the free depends on is carried by an acquire/release pair, not a fence).
+//
+// TERMS
+//   global epoch  G: a counter, starts at 1, only ever advanced by CAS.
+//   record      : one per (thread, domain): an announcement word (0 = not
+//                 pinned, else the epoch the thread pinned at), a nesting
+//                 count, and a bag of retired objects. Aligned to a cache line
+//                 so a pin writes only the thread's own line.
+//   retire(p)   : p was unlinked from every shared structure; tag it with G.
+//
+// INVARIANTS
+//   1. G advances from g to g+1 only when every pinned record announces g.
+//   2. An object retired with tag t is freed only when G >= t + 2.
+//   From 1 and 2: a thread that could still hold a pointer to an object
+//   pinned at an epoch <= t; while it stays pinned G cannot pass t + 1.
+//
+// HAPPENS-BEFORE FOR THE FREE (what TSan checks)
+//   reader's accesses -> its unpin (release store of 0) or next pin (release
+//   store of a new epoch) -> advancer's acquire load of that announcement ->
+//   advancer's CAS on G (acq_rel; all advances are RMWs, so they form one
+//   release sequence) -> the freeing thread's acquire load of G -> free.
+//
+// VISIBILITY (store-buffer pattern, what the fences are for)
+//   reader: store announce; fence; load pointer.  writer: unlink (store);
+//   fence; load announcements (in try_advance). The two seq_cst fences ensure
+//   that either the reader sees the unlink or the advancer sees the pin.
+//
+// COSTS
+//   pin: a relaxed load of G, a store to the thread's own line, a fence.
+//   retire: a push under the thread's own (uncontended) bag mutex; every
+//   `kCollectEvery` retires the thread tries to advance and free.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_THREAD__)
+#define POLYMAP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define POLYMAP_TSAN 1
+#endif
+#endif
+
+namespace polymap::detail {
+
+// A full fence. ThreadSanitizer does not model std::atomic_thread_fence (and
+// warns about it), so under TSan a seq_cst RMW on a private word stands in:
+// TSan checks happens-before, which never rests on these fences (see the
+// essay), and the fence's visibility role is x86's locked instruction either way.
+inline void full_fence() noexcept {
+#if defined(POLYMAP_TSAN)
+  thread_local std::atomic<int> dummy{0};
+  dummy.fetch_add(0, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+class epoch_domain {
+  struct retired {
+    void* ptr;
+    void (*reclaim)(void*) noexcept;
+    std::uint64_t tag;
+  };
+
+  struct alignas(64) record {
+    // 0 when not pinned, else the epoch pinned at. Written by the owner only.
+    std::atomic<std::uint64_t> announce{0};
+    // True while a live thread owns this record.
+    std::atomic<bool> claimed{false};
+    record* next = nullptr;  // immutable once the record is published
+    unsigned nest = 0;       // owner only
+    std::mutex bag_mutex;    // Protects: bag. Owner and collectors.
+    std::vector<retired> bag;
+  };
+
+  struct state {
+    std::atomic<std::uint64_t> global{1};
+    std::atomic<record*> head{nullptr};
+    std::atomic<std::size_t> pending{0};
+    ~state() {
+      record* r = head.load(std::memory_order_acquire);
+      while (r) {
+        record* next = r->next;
+        for (auto& x : r->bag) x.reclaim(x.ptr);
+        delete r;
+        r = next;
+      }
+    }
+  };
+
+  // The calling thread's records, released when the thread exits.
+  struct thread_records {
+    struct entry {
+      std::shared_ptr<state> owner;
+      record* rec;
+    };
+    std::vector<entry> entries;
+    ~thread_records() {
+      // release: pairs with the acquire CAS in claim() of the next owner.
+      for (auto& e : entries) e.rec->claimed.store(false, std::memory_order_release);
+    }
+  };
+
+  static thread_records& tls() {
+    thread_local thread_records t;
+    return t;
+  }
+
+ public:
+  static constexpr std::size_t kCollectEvery = 64;
+
+  epoch_domain() : state_(std::make_shared<state>()) {}
+
+  // Frees everything still retired. Precondition: no other thread uses the
+  // domain any more (as for any object being destroyed). Records stay with
+  // the shared state until the threads that used them exit.
+  ~epoch_domain() {
+    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+      std::vector<retired> bag;
+      {
+        std::lock_guard lock(r->bag_mutex);
+        bag.swap(r->bag);
+      }
+      for (auto& x : bag) x.reclaim(x.ptr);
+    }
+    auto& entries = tls().entries;
+    for (auto it = entries.begin(); it != entries.end(); ++it) {
+      if (it->owner == state_) {
+        it->rec->claimed.store(false, std::memory_order_release);  // release: as in ~thread_records
+        entries.erase(it);
+        break;
+      }
+    }
+  }
+  epoch_domain(const epoch_domain&) = delete;
+  epoch_domain& operator=(const epoch_domain&) = delete;
+
+  // The process-wide domain. Never destroyed, so threads that outlive main's
+  // statics can still unpin safely; what is pending at exit stays reachable.
+  static epoch_domain& global() {
+    static epoch_domain* d = new epoch_domain;
+    return *d;
+  }
+
+  class guard {
+   public:
+    guard() = default;
+    guard(guard&& o) noexcept : rec_(std::exchange(o.rec_, nullptr)) {}
+    guard& operator=(guard&& o) noexcept {
+      if (this != &o) {
+        unpin();
+        rec_ = std::exchange(o.rec_, nullptr);
+      }
+      return *this;
+    }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    ~guard() { unpin(); }
+
+    void unpin() noexcept {
+      if (!rec_) return;
+      if (--rec_->nest == 0) {
+        // release: the reader's accesses happen before an advancer's acquire
+        // load of this announcement (see HAPPENS-BEFORE above).
+        rec_->announce.store(0, std::memory_order_release);
+      }
+      rec_ = nullptr;
+    }
+    bool pinned() const noexcept { return rec_ != nullptr; }
+
+   private:
+    friend class epoch_domain;
+    explicit guard(record* r) : rec_(r) {}
+    record* rec_ = nullptr;
+  };
+
+  [[nodiscard]] guard pin() {
+    record* r = local();
+    if (r->nest++ == 0) {
+      // relaxed: a stale epoch is safe (it only holds G back, invariant 1).
+      const std::uint64_t e = state_->global.load(std::memory_order_relaxed);
+      // release: as in unpin, carries the previous section's accesses.
+      r->announce.store(e, std::memory_order_release);
+      // seq_cst fence: store-buffer pairing with try_advance's fence.
+      full_fence();
+    }
+    return guard(r);
+  }
+
+  void retire(void* p, void (*reclaim)(void*) noexcept) {
+    record* r = local();
+    // seq_cst fence: orders the caller's unlink before reading the tag epoch,
+    // so the tag is never older than the unlink.
+    full_fence();
+    const std::uint64_t tag = state_->global.load(std::memory_order_acquire);
+    std::size_t n;
+    {
+      std::lock_guard lock(r->bag_mutex);
+      r->bag.push_back({p, reclaim, tag});
+      n = r->bag.size();
+    }
+    // relaxed: a statistic.
+    state_->pending.fetch_add(1, std::memory_order_relaxed);
+    if (n % kCollectEvery == 0) try_reclaim();
+  }
+
+  template <class T>
+  void retire(T* p) {
+    retire(static_cast<void*>(p), [](void* q) noexcept { delete static_cast<T*>(q); });
+  }
+
+  // Tries to advance the epoch, then frees what invariant 2 allows, from every
+  // thread's bag. Returns how many objects were freed.
+  std::size_t try_reclaim() {
+    try_advance();
+    // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
+    const std::uint64_t g = state_->global.load(std::memory_order_acquire);
+    std::vector<retired> ready;
+    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+      std::lock_guard lock(r->bag_mutex);
+      auto keep = r->bag.begin();
+      for (auto& x : r->bag) {
+        if (x.tag + 2 <= g)
+          ready.push_back(x);
+        else
+          *keep++ = x;
+      }
+      r->bag.erase(keep, r->bag.end());
+    }
+    for (auto& x : ready) x.reclaim(x.ptr);
+    state_->pending.fetch_sub(ready.size(), std::memory_order_relaxed);  // relaxed: a statistic
+    return ready.size();
+  }
+
+  // Frees everything retired so far. Waits for every pinned thread to move on;
+  // must not be called while the calling thread is pinned in this domain.
+  void barrier() {
+    while (pending() != 0) {
+      if (try_reclaim() == 0) std::this_thread::yield();
+    }
+  }
+
+  std::size_t pending() const { return state_->pending.load(std::memory_order_relaxed); }
+  std::uint64_t epoch() const { return state_->global.load(std::memory_order_relaxed); }
+
+ private:
+  bool try_advance() {
+    // seq_cst fence: store-buffer pairing with pin's fence (VISIBILITY above).
+    full_fence();
+    std::uint64_t g = state_->global.load(std::memory_order_acquire);
+    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+      // acquire: pairs with the release stores in pin/unpin.
+      const std::uint64_t a = r->announce.load(std::memory_order_acquire);
+      if (a != 0 && a != g) return false;
+    }
+    return state_->global.compare_exchange_strong(g, g + 1, std::memory_order_acq_rel);
+  }
+
+  // The calling thread's record in this domain (claimed on first use).
+  record* local() {
+    auto& t = tls();
+    for (auto& e : t.entries) {
+      if (e.owner.get() == state_.get()) return e.rec;
+    }
+    record* r = claim();
+    t.entries.push_back({state_, r});
+    return r;
+  }
+
+  record* claim() {
+    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+      bool expected = false;
+      // acquire: pairs with the release store in ~thread_records.
+      if (r->claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) return r;
+    }
+    auto* r = new record;
+    r->claimed.store(true, std::memory_order_relaxed);  // relaxed: not yet published
+    record* head = state_->head.load(std::memory_order_relaxed);
+    do {
+      r->next = head;
+      // release: publishes the record's fields to readers of head (acquire).
+    } while (!state_->head.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
+    return r;
+  }
+
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace polymap::detail
