@@ -30,11 +30,14 @@
 //
 // VISIBILITY (store-buffer pattern, what the fences are for)
 //   reader: store announce; fence; load pointer.  writer: unlink (store);
-//   fence; load announcements (in try_advance). The two seq_cst fences ensure
-//   that either the reader sees the unlink or the advancer sees the pin.
+//   fence; load announcements (in try_advance). The two fences ensure that
+//   either the reader sees the unlink or the advancer sees the pin. They are
+//   asymmetric where the kernel allows (asymmetric_fence): a compiler barrier
+//   in pin, membarrier(2) in try_advance, as liburcu's "memb" flavour does.
 //
 // COSTS
-//   pin: a relaxed load of G, a store to the thread's own line, a fence.
+//   pin: a relaxed load of G, a store to the thread's own line, a compiler
+//   barrier (a full fence where membarrier is unavailable).
 //   retire: a push under the thread's own (uncontended) bag mutex; every
 //   `kCollectEvery` retires the thread tries to advance and free.
 #pragma once
@@ -47,6 +50,12 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__SANITIZE_THREAD__)
 #define POLYMAP_TSAN 1
@@ -70,6 +79,45 @@ inline void full_fence() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
+
+// Asymmetric fences: the frequent side (a reader's pin) needs only a compiler
+// barrier when the rare side (try_advance) runs membarrier(2), which makes
+// every running thread of this process execute a full barrier. That takes the
+// ~20 ns mfence out of every lookup. Where membarrier's private expedited
+// command is unavailable (old kernels, some sandboxes) or under TSan, both
+// sides use full fences.
+class asymmetric_fence {
+ public:
+  static bool enabled() noexcept {
+    static const bool on = init();
+    return on;
+  }
+  // The reader's side.
+  static void light() noexcept {
+    if (enabled())
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    else
+      full_fence();
+  }
+  // The reclaimer's side.
+  static void heavy() noexcept {
+#if defined(__linux__) && !defined(POLYMAP_TSAN)
+    if (enabled() && ::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+#endif
+    full_fence();
+  }
+
+ private:
+  static bool init() noexcept {
+#if defined(__linux__) && !defined(POLYMAP_TSAN) && !defined(POLYMAP_NO_MEMBARRIER)
+    const long cmds = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+    return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+  }
+};
 
 class epoch_domain {
   struct retired {
@@ -197,8 +245,8 @@ class epoch_domain {
       const std::uint64_t e = state_->global.load(std::memory_order_relaxed);
       // release: as in unpin, carries the previous section's accesses.
       r->announce.store(e, std::memory_order_release);
-      // seq_cst fence: store-buffer pairing with try_advance's fence.
-      full_fence();
+      // Store-buffer pairing with try_advance's heavy fence (VISIBILITY).
+      asymmetric_fence::light();
     }
     return guard(r);
   }
@@ -261,8 +309,8 @@ class epoch_domain {
 
  private:
   bool try_advance() {
-    // seq_cst fence: store-buffer pairing with pin's fence (VISIBILITY above).
-    full_fence();
+    // Store-buffer pairing with pin's light fence (VISIBILITY above).
+    asymmetric_fence::heavy();
     std::uint64_t g = state_->global.load(std::memory_order_acquire);
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
       // acquire: pairs with the release stores in pin/unpin.
