@@ -251,8 +251,20 @@ class epoch_domain {
     return guard(r);
   }
 
-  void retire(void* p, void (*reclaim)(void*) noexcept) {
-    record* r = local();
+  // Never throws: callers retire after publishing, when a failure could no
+  // longer be undone. The bag keeps spare capacity (reserved at the record's
+  // creation and after each push), so the push does not allocate; only if an
+  // earlier top-up failed and the bag is full does it need memory, and if that
+  // allocation fails too the object is leaked (counted in leaked()) rather
+  // than freed early.
+  void retire(void* p, void (*reclaim)(void*) noexcept) noexcept {
+    record* r;
+    try {
+      r = local();
+    } catch (...) {
+      leaked_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      return;
+    }
     // seq_cst fence: orders the caller's unlink before reading the tag epoch,
     // so the tag is never older than the unlink.
     full_fence();
@@ -260,13 +272,32 @@ class epoch_domain {
     std::size_t n;
     {
       std::lock_guard lock(r->bag_mutex);
-      r->bag.push_back({p, reclaim, tag});
+      try {
+        r->bag.push_back({p, reclaim, tag});
+      } catch (...) {
+        leaked_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        return;
+      }
       n = r->bag.size();
+      if (n == r->bag.capacity()) {
+        try {
+          r->bag.reserve(2 * n);
+        } catch (...) {  // retried at the next push
+        }
+      }
     }
     // relaxed: a statistic.
     state_->pending.fetch_add(1, std::memory_order_relaxed);
-    if (n % kCollectEvery == 0) try_reclaim();
+    if (n % kCollectEvery == 0) {
+      try {
+        try_reclaim();
+      } catch (...) {  // out of memory: reclamation waits for the next try
+      }
+    }
   }
+
+  // Objects that retire() could not record for lack of memory (never freed).
+  std::size_t leaked() const { return leaked_.load(std::memory_order_relaxed); }
 
   template <class T>
   void retire(T* p) {
@@ -282,6 +313,9 @@ class epoch_domain {
     std::vector<retired> ready;
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
       std::lock_guard lock(r->bag_mutex);
+      std::size_t count = 0;
+      for (const auto& x : r->bag) count += x.tag + 2 <= g;
+      ready.reserve(ready.size() + count);  // may throw: nothing moved yet
       auto keep = r->bag.begin();
       for (auto& x : r->bag) {
         if (x.tag + 2 <= g)
@@ -337,17 +371,19 @@ class epoch_domain {
       // acquire: pairs with the release store in ~thread_records.
       if (r->claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) return r;
     }
-    auto* r = new record;
+    auto r = std::make_unique<record>();
+    r->bag.reserve(kCollectEvery);                      // spare capacity: retire() must not allocate
     r->claimed.store(true, std::memory_order_relaxed);  // relaxed: not yet published
     record* head = state_->head.load(std::memory_order_relaxed);
     do {
       r->next = head;
       // release: publishes the record's fields to readers of head (acquire).
-    } while (!state_->head.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
-    return r;
+    } while (!state_->head.compare_exchange_weak(head, r.get(), std::memory_order_release, std::memory_order_relaxed));
+    return r.release();
   }
 
   std::shared_ptr<state> state_;
+  std::atomic<std::size_t> leaked_{0};
 };
 
 }  // namespace polymap::detail

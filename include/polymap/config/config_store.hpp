@@ -1,0 +1,345 @@
+// polymap/config/config_store.hpp — a typed configuration loaded from a JSON
+// or TOML file into a snapshot_map, reloaded when the file changes.
+//
+// CONTRACT
+//   A schema names the keys a file may set: each a config_key<T> (T is bool,
+//   std::int64_t, double or std::string) with a default (or `required`) and an
+//   optional validator. Nested tables flatten to dotted names:
+//   {"http": {"timeout_ms": 5}} and {"http.timeout_ms": 5} both set
+//   "http.timeout_ms". An integer is accepted where a double is declared; no
+//   other conversion is made. Arrays, nulls and TOML dates are rejected.
+//   Unknown keys are rejected unless the schema allows them (then they are
+//   kept with the type the file gives them): a typo must not pass silently.
+//
+//   The store's map always holds every schema key (defaults filled in) plus
+//   any allowed unknown keys. A reload parses and validates the whole file
+//   first; only a file that passes is published, as one snapshot_map version
+//   (apply), so a reader that takes snapshot() sees one file's values, never
+//   a mix of two. A rejected reload (unreadable, malformed or invalid file)
+//   leaves the config in force as it was and reports an error naming the
+//   file, the line where the parser gives one, and the key.
+//
+//   Reads (get, find, snapshot, version) are snapshot_map reads: lock-free,
+//   safe from any thread, at any time, including during a reload.
+//
+//   Reloads happen on reload() or, with options::watch, on a watcher thread
+//   that follows the file's directory with inotify: a file replaced by
+//   rename (IN_MOVED_TO), rewritten in place (IN_CLOSE_WRITE), deleted or
+//   chmod-ed. Events are coalesced: the watcher reloads once the directory
+//   has been quiet for options::settle, so a burst of writes costs a few
+//   reloads, and the last one reads the final content. The destructor stops
+//   and joins the watcher.
+//
+//   Subscribers run after each publish, on the thread that reloaded, in
+//   publish order, one call per changed key with the old and new values
+//   (nullopt for absent). A subscriber that throws is counted
+//   (callback_errors()) and the others still run. A callback may read the
+//   store and (un)subscribe, but must not call reload() (it would wait for
+//   itself; this is detected and throws std::logic_error).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "polymap/result.hpp"
+#include "polymap/snapshot_map.hpp"
+#include "polymap/value.hpp"
+
+namespace polymap::config {
+
+// A rejected file: what(), plus the parts of the location that are known.
+class config_error : public std::runtime_error {
+ public:
+  config_error(std::string file, int line, std::string key, const std::string& problem)
+      : std::runtime_error(compose(file, line, key, problem)),
+        file_(std::move(file)),
+        line_(line),
+        key_(std::move(key)),
+        problem_(problem) {}
+  const std::string& file() const noexcept { return file_; }
+  int line() const noexcept { return line_; }               // 0 when unknown
+  const std::string& key() const noexcept { return key_; }  // empty when not about one key
+  const std::string& problem() const noexcept { return problem_; }
+
+ private:
+  static std::string compose(const std::string& file, int line, const std::string& key, const std::string& problem) {
+    std::string where = file;
+    if (line > 0) where += fmt::format(":{}", line);
+    if (key.empty()) return fmt::format("{}: {}", where, problem);
+    return fmt::format("{}: key '{}': {}", where, key, problem);
+  }
+  std::string file_;
+  int line_;
+  std::string key_;
+  std::string problem_;
+};
+
+template <class T>
+concept config_type = std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> || std::is_same_v<T, double> ||
+    std::is_same_v<T, std::string>;
+
+// A validator returns an empty string for a good value, else what is wrong.
+template <class T>
+using validator = std::function<std::string(const T&)>;
+
+// lo <= v <= hi, for int64 and double keys.
+template <class L, class H>
+auto in_range(L lo, H hi) {
+  return [lo, hi](const auto& v) -> std::string {
+    if (v < lo || v > hi) return fmt::format("{} is out of range [{}, {}]", v, lo, hi);
+    return {};
+  };
+}
+// One of the listed strings.
+inline validator<std::string> one_of(std::vector<std::string> allowed) {
+  return [allowed = std::move(allowed)](const std::string& v) -> std::string {
+    for (const auto& a : allowed)
+      if (a == v) return {};
+    return fmt::format("'{}' is not one of [{}]", v, fmt::join(allowed, ", "));
+  };
+}
+// A non-empty string.
+inline validator<std::string> non_empty() {
+  return [](const std::string& v) -> std::string { return v.empty() ? "must not be empty" : ""; };
+}
+
+struct required_t {};
+inline constexpr required_t required{};
+
+// One schema entry, type-erased.
+struct key_spec {
+  std::string name;
+  value::kind kind = value::kind::null;  // boolean, int64, float64 or string
+  bool required = false;
+  value default_value;                             // when !required
+  std::function<std::string(const value&)> check;  // may be empty; called with a value of `kind`
+  std::string description;
+};
+
+// The kind name a schema and error messages use.
+std::string_view kind_name(value::kind k) noexcept;
+
+// A typed configuration key; also a polymap::key<T>, so store.get(k) and
+// store.map().get(k) both return result<T>.
+template <config_type T>
+class config_key : public key<T> {
+ public:
+  config_key(std::string name, T default_value, validator<T> check = {}, std::string description = {})
+      : key<T>(std::move(name)),
+        default_(std::move(default_value)),
+        check_(std::move(check)),
+        description_(std::move(description)) {
+    if (check_) {
+      if (auto why = check_(*default_); !why.empty())
+        throw std::invalid_argument(fmt::format("config_key '{}': default rejected: {}", this->name(), why));
+    }
+  }
+  config_key(std::string name, required_t, validator<T> check = {}, std::string description = {})
+      : key<T>(std::move(name)), check_(std::move(check)), description_(std::move(description)) {}
+  // For string keys: a literal default.
+  config_key(std::string name, const char* default_value, validator<T> check = {},
+             std::string description = {}) requires std::is_same_v<T, std::string>
+      : config_key(std::move(name), std::string(default_value), std::move(check), std::move(description)) {}
+
+  bool is_required() const noexcept { return !default_.has_value(); }
+  const std::optional<T>& default_value() const noexcept { return default_; }
+
+  key_spec spec() const {
+    key_spec s;
+    s.name = this->name();
+    s.kind = value(T{}).which();
+    s.required = is_required();
+    if (default_) s.default_value = value(*default_);
+    if (check_) {
+      s.check = [c = check_](const value& v) { return c(*v.get_if<T>()); };
+    }
+    s.description = description_;
+    return s;
+  }
+
+ private:
+  std::optional<T> default_;
+  validator<T> check_;
+  std::string description_;
+};
+
+class schema {
+ public:
+  schema() = default;
+  template <class... T>
+  explicit schema(const config_key<T>&... keys) {
+    (add(keys), ...);
+  }
+
+  template <class T>
+  schema& add(const config_key<T>& k) {
+    return add(k.spec());
+  }
+  schema& add(key_spec s);  // throws std::invalid_argument on a duplicate name or unsupported kind
+
+  schema& allow_unknown(bool yes = true) noexcept {
+    allow_unknown_ = yes;
+    return *this;
+  }
+  bool allows_unknown() const noexcept { return allow_unknown_; }
+  const std::vector<key_spec>& keys() const noexcept { return keys_; }
+  const key_spec* find(std::string_view name) const noexcept;
+
+  // A schema described in JSON (see docs/config.md); throws config_error.
+  static schema from_json(std::string_view text, const std::string& origin);
+  static schema from_json_file(const std::filesystem::path& file);
+  // The demo schema of `polymap config check` (http.*, log.level, ...).
+  static schema demo();
+  // No keys, unknown keys allowed: checks syntax and supported types only.
+  static schema any();
+
+ private:
+  std::vector<key_spec> keys_;
+  bool allow_unknown_ = false;
+};
+
+enum class file_format { automatic, json, toml };
+
+// One effective setting.
+struct entry {
+  std::string key;
+  value val;
+  bool from_file = false;  // false: the schema's default
+  int line = 0;            // where the file set it (TOML), 0 if unknown
+};
+
+// A validated file: every schema key plus allowed unknown keys, sorted by key.
+struct document {
+  std::string file;
+  std::vector<entry> entries;
+};
+
+// Parses and validates text; `origin` names it in errors. Throws config_error.
+document parse_document(std::string_view text, file_format fmt, const std::string& origin, const schema& s);
+// Reads, parses and validates a file (format from the extension: .json or
+// .toml; otherwise sniffed). Throws config_error.
+document load_document(const std::filesystem::path& file, const schema& s, file_format fmt = file_format::automatic);
+
+// A change of one key, as subscribers see it.
+struct change {
+  std::string key;
+  std::optional<value> old_value;  // nullopt: the key was absent
+  std::optional<value> new_value;  // nullopt: the key was removed
+  std::uint64_t version = 0;       // the version that made the change
+};
+
+// The outcome of one load or reload.
+struct reload_event {
+  enum class cause { initial, manual, watch };
+  cause trigger = cause::manual;
+  bool accepted = false;
+  std::uint64_t version = 0;              // in force afterwards
+  std::vector<std::string> changed_keys;  // empty when accepted unchanged or rejected
+  std::string error;                      // rejected: what config_error said
+};
+
+class config_store {
+ public:
+  using map_type = snapshot_map<std::string, value>;
+  using snapshot_type = map_type::snapshot_type;
+  using subscription = std::uint64_t;
+
+  struct options {
+    bool watch = true;                            // follow the file with inotify
+    std::chrono::milliseconds settle{20};         // quiet time before a watched reload
+    file_format format = file_format::automatic;  // of the file
+  };
+
+  // Loads the file (throws config_error if it is rejected), then starts the
+  // watcher if asked; the watch is set up before the first read, so no change
+  // made after the constructor started is missed.
+  config_store(std::filesystem::path file, schema s);
+  config_store(std::filesystem::path file, schema s, options o);
+  ~config_store();
+  config_store(const config_store&) = delete;
+  config_store& operator=(const config_store&) = delete;
+
+  // --- reads (lock-free) -------------------------------------------------------
+  template <class T>
+  result<T> get(const key<T>& k) const {
+    return map_.get(k);
+  }
+  template <class T, class Q>
+  requires(!polymap::detail::is_key<std::remove_cvref_t<Q>>::value) result<T> get(const Q& name)
+  const { return map_.template get<T>(name); }
+  std::optional<value> find(std::string_view name) const { return map_.find(name); }
+  snapshot_type snapshot() const { return map_.snapshot(); }
+  std::uint64_t version() const { return map_.version(); }
+  const map_type& map() const noexcept { return map_; }
+
+  // --- reloads -----------------------------------------------------------------
+  // Reads the file now; publishes it if it passes. Never throws config_error:
+  // a rejection is reported in the event (and to on_reload subscribers).
+  reload_event reload();
+  reload_event last_event() const;
+  std::uint64_t reloads_accepted() const noexcept { return accepted_.load(std::memory_order_relaxed); }
+  std::uint64_t reloads_rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
+  bool watching() const noexcept { return watcher_.joinable(); }
+  const std::filesystem::path& file() const noexcept { return file_; }
+  const config::schema& schema() const noexcept { return schema_; }
+
+  // --- subscriptions -------------------------------------------------------------
+  subscription subscribe(std::string key, std::function<void(const change&)> cb);
+  subscription subscribe_all(std::function<void(const change&)> cb);
+  subscription on_reload(std::function<void(const reload_event&)> cb);
+  void unsubscribe(subscription id);
+  // Subscriber calls that threw; the message of the last one.
+  std::uint64_t callback_errors() const noexcept { return callback_errors_.load(std::memory_order_relaxed); }
+  std::string last_callback_error() const;
+
+ private:
+  struct subscriber {
+    subscription id;
+    std::string key;  // empty: all keys
+    bool all = false;
+    std::function<void(const change&)> on_change;
+    std::function<void(const reload_event&)> on_event;
+  };
+
+  reload_event load(reload_event::cause why, std::optional<config_error>* error_out = nullptr);
+  void notify(const reload_event& ev, const std::vector<change>& changes);
+  void watch_loop();
+  void start_watch();
+
+  std::filesystem::path file_;
+  config::schema schema_;
+  options opts_;
+  map_type map_;
+
+  std::mutex reload_mutex_;         // Protects: the load-validate-publish-notify sequence (one at a time, in order).
+  mutable std::mutex event_mutex_;  // Protects: last_event_, last_callback_error_.
+  reload_event last_event_;
+  std::string last_callback_error_;
+  std::mutex subs_mutex_;  // Protects: subs_, next_id_.
+  std::vector<std::shared_ptr<const subscriber>> subs_;
+  subscription next_id_ = 1;
+  // relaxed (all three): statistics, ordering nothing.
+  std::atomic<std::uint64_t> accepted_{0}, rejected_{0}, callback_errors_{0};
+
+  int inotify_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd: the destructor's stop signal to the watcher
+  std::thread watcher_;
+};
+
+}  // namespace polymap::config

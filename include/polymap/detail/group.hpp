@@ -1,0 +1,344 @@
+// polymap/detail/group.hpp — the pieces of a SwissTable-style group that do
+// not depend on what a slot holds: tags, the metadata word, its SSE2 match,
+// the overflow byte, the prober over groups, and the group lock (a version
+// word that is also a seqlock).
+//
+// TERMS
+//   group      : kGroupSlots (15) slots that share one 16-byte metadata word.
+//   tag        : one metadata byte per slot. 0x00 = empty; a full slot holds
+//                0x80 | (the hash's top 7 bits), so a full slot never reads as
+//                empty and a tag compare is one byte compare.
+//   overflow   : byte 15 of the metadata word, 8 bits. Bit (hash >> 48) & 7 is
+//                set in a group when an insert of that hash found the group
+//                full and went on to the next group. A lookup stops at the
+//                first group whose overflow bit for its hash is clear (Boost
+//                foa's scheme): no tombstones, an erase only clears a tag.
+//                Bits are never cleared until the table is rebuilt.
+//   probe      : triangular over groups, pos_i = home + i(i+1)/2 mod groups;
+//                with a power-of-two group count it visits every group once.
+//
+// METADATA WORD, as two 64-bit atomic words (little-endian byte order)
+//   byte:  0   1   2  ...  14   15
+//        +---+---+---+-...-+---+----------+
+//        |t0 |t1 |t2 | ... |t14| overflow |
+//        +---+---+---+-...-+---+----------+
+//   A reader loads the two words (two plain loads on x86) and matches all 15
+//   tags at once with one SSE2 compare. The two loads are not one atomic
+//   16-byte read; each tag byte is still read whole, which is all a lookup
+//   needs (see concurrent_map.hpp, READ PROTOCOL).
+//
+// Atomics are a template parameter: std::atomic for the concurrent table,
+// plain_atomic (no synchronization at all) for the sequential one, and a
+// counting wrapper in the tests.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define POLYMAP_GROUP_SSE2 1
+#endif
+
+namespace polymap::detail {
+
+inline constexpr std::size_t kGroupSlots = 15;
+inline constexpr std::uint32_t kSlotMask = (1u << kGroupSlots) - 1;
+
+inline constexpr std::uint8_t tag_of(std::size_t hash) noexcept {
+  return static_cast<std::uint8_t>(0x80u | (static_cast<std::uint64_t>(hash) >> 57));
+}
+inline constexpr std::uint8_t overflow_bit_of(std::size_t hash) noexcept {
+  return static_cast<std::uint8_t>(1u << ((static_cast<std::uint64_t>(hash) >> 48) & 7u));
+}
+
+// The std::atomic interface over a plain T, for single-threaded tables: the
+// same core code compiles to plain loads and stores.
+template <class T>
+class plain_atomic {
+ public:
+  plain_atomic() noexcept = default;
+  constexpr plain_atomic(T v) noexcept : v_(v) {}  // NOLINT
+  T load(std::memory_order = std::memory_order_seq_cst) const noexcept { return v_; }
+  void store(T v, std::memory_order = std::memory_order_seq_cst) noexcept { v_ = v; }
+  T exchange(T v, std::memory_order = std::memory_order_seq_cst) noexcept {
+    T old = v_;
+    v_ = v;
+    return old;
+  }
+  T fetch_add(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
+    T old = v_;
+    v_ = static_cast<T>(v_ + d);
+    return old;
+  }
+  T fetch_sub(T d, std::memory_order = std::memory_order_seq_cst) noexcept {
+    T old = v_;
+    v_ = static_cast<T>(v_ - d);
+    return old;
+  }
+  bool compare_exchange_strong(T& expected, T desired, std::memory_order = std::memory_order_seq_cst,
+                               std::memory_order = std::memory_order_seq_cst) noexcept {
+    if (v_ == expected) {
+      v_ = desired;
+      return true;
+    }
+    expected = v_;
+    return false;
+  }
+  bool compare_exchange_weak(T& expected, T desired, std::memory_order a = std::memory_order_seq_cst,
+                             std::memory_order b = std::memory_order_seq_cst) noexcept {
+    return compare_exchange_strong(expected, desired, a, b);
+  }
+
+ private:
+  T v_{};
+};
+
+// A snapshot of one group's metadata, matched in registers.
+class group_bits {
+ public:
+  group_bits(std::uint64_t lo, std::uint64_t hi) noexcept : lo_(lo), hi_(hi) {}
+
+  // Bit i set: slot i holds tag t.
+  std::uint32_t match(std::uint8_t t) const noexcept {
+#if defined(POLYMAP_GROUP_SSE2)
+    const __m128i m = _mm_set_epi64x(static_cast<long long>(hi_), static_cast<long long>(lo_));
+    const __m128i eq = _mm_cmpeq_epi8(m, _mm_set1_epi8(static_cast<char>(t)));
+    return static_cast<std::uint32_t>(_mm_movemask_epi8(eq)) & kSlotMask;
+#else
+    std::uint32_t r = 0;
+    for (std::size_t i = 0; i < kGroupSlots; ++i) r |= static_cast<std::uint32_t>(byte(i) == t) << i;
+    return r;
+#endif
+  }
+  std::uint32_t match_empty() const noexcept {
+    return match(0);
+  }
+  std::uint32_t match_full() const noexcept {
+    return ~match_empty() & kSlotMask;
+  }
+  std::uint8_t overflow() const noexcept {
+    return static_cast<std::uint8_t>(hi_ >> 56);
+  }
+  bool overflowed(std::size_t hash) const noexcept {
+    return (overflow() & overflow_bit_of(hash)) != 0;
+  }
+  std::uint8_t byte(std::size_t i) const noexcept {
+    return static_cast<std::uint8_t>((i < 8 ? lo_ >> (8 * i) : hi_ >> (8 * (i - 8))) & 0xFF);
+  }
+
+ private:
+  std::uint64_t lo_, hi_;
+};
+
+// One group's metadata word. Written only by the holder of the group's lock
+// (or by the single thread of a sequential table), read by anyone.
+template <template <class> class Atomic>
+struct alignas(16) group_meta {
+  Atomic<std::uint64_t> lo{0}, hi{0};
+
+  group_bits load() const noexcept {
+    // acquire: pairs with the release stores in set_tag/set_overflow, so a
+    // reader that sees a tag also sees the slot pointer stored before it.
+    return group_bits(lo.load(std::memory_order_acquire), hi.load(std::memory_order_acquire));
+  }
+  // Precondition: the group's lock is held (or the table is private).
+  void set_tag(std::size_t i, std::uint8_t t) noexcept {
+    auto& w = i < 8 ? lo : hi;
+    const unsigned shift = static_cast<unsigned>(8 * (i < 8 ? i : i - 8));
+    // relaxed: only the lock holder writes this word, so it reads its own last store.
+    std::uint64_t x = w.load(std::memory_order_relaxed);
+    x = (x & ~(std::uint64_t{0xFF} << shift)) | (std::uint64_t{t} << shift);
+    // release: pairs with the acquire loads in load(); publishes the slot
+    // pointer stored just before (insert) or orders the tag clear first (erase).
+    w.store(x, std::memory_order_release);
+  }
+  // Precondition: the group's lock is held (or the table is private).
+  void set_overflow(std::size_t hash) noexcept {
+    const std::uint64_t bit = std::uint64_t{overflow_bit_of(hash)} << 56;
+    std::uint64_t x = hi.load(std::memory_order_relaxed);  // relaxed: as in set_tag
+    // release: pairs with the acquire load in load(); the bit is set before the
+    // insert that passed this group publishes its tag further along.
+    if (!(x & bit)) hi.store(x | bit, std::memory_order_release);
+  }
+};
+
+// Triangular probing over 2^k groups.
+class prober {
+ public:
+  prober(std::size_t hash, std::size_t group_mask) noexcept : pos_(hash & group_mask), mask_(group_mask) {}
+  std::size_t get() const noexcept { return pos_; }
+  std::size_t length() const noexcept { return step_ + 1; }  // groups visited so far
+  // Moves to the next group; false once every group has been visited.
+  bool next() noexcept {
+    if (step_ >= mask_) return false;
+    ++step_;
+    pos_ = (pos_ + step_) & mask_;
+    return true;
+  }
+
+ private:
+  std::size_t pos_, mask_, step_ = 0;
+};
+
+// Spin politely: pause, then yield (2 cores: a spinning waiter can starve the
+// holder it waits for).
+class backoff {
+ public:
+  void pause() noexcept {
+    if (n_ < 16) {
+      for (unsigned i = 0; i < (1u << (n_ / 4)); ++i) cpu_relax();
+      ++n_;
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  static void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+ private:
+  unsigned n_ = 0;
+};
+
+// The group lock: one 32-bit version word per group.
+//   bit 0 : locked by a writer (the group's slots and metadata may change)
+//   bit 1 : frozen: the table is being migrated; the group will never change
+//           again and writers must move to the next table
+//   bits 2..: a counter bumped by every unlock and by freeze
+// It is a seqlock: a reader that needs a consistent multi-word view loads the
+// word (acquire), reads, and checks the word unchanged and unlocked
+// (read_begin/read_valid). Readers of the node layout do not need that (see
+// concurrent_map.hpp), so they never touch this word at all.
+template <template <class> class Atomic>
+class version_lock {
+ public:
+  enum class acquired { locked, frozen };
+
+  // Takes the lock, or reports that the group is frozen (not locked then).
+  // `waits` counts a wait when the lock was found taken.
+  template <class Counter>
+  acquired lock(Counter& waits) noexcept {
+    backoff b;
+    bool counted = false;
+    for (;;) {
+      // relaxed: only a hint for the CAS below, which carries the ordering.
+      std::uint32_t w = word_.load(std::memory_order_relaxed);
+      if (w & kFrozen) {
+        // acquire: pairs with freeze()'s release CAS (the frozen state is final).
+        (void)word_.load(std::memory_order_acquire);
+        return acquired::frozen;
+      }
+      // acquire: pairs with the release store in unlock() (and freeze()), so the
+      // previous holder's slot and metadata writes are visible to this one.
+      if (!(w & kLocked) &&
+          word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+        return acquired::locked;
+      if (!counted) {
+        // relaxed: a statistic.
+        waits.fetch_add(1, std::memory_order_relaxed);
+        counted = true;
+      }
+      b.pause();
+    }
+  }
+  void unlock() noexcept {
+    // relaxed: we hold the lock; nobody else changes the word.
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    // release: pairs with lock()'s acquire CAS and readers' read_begin/read_valid.
+    word_.store((w & ~kLocked) + kStep, std::memory_order_release);
+  }
+  // Waits for the lock to be free and marks the group frozen for good.
+  void freeze() noexcept {
+    backoff b;
+    for (;;) {
+      std::uint32_t w = word_.load(std::memory_order_relaxed);  // relaxed: a hint for the CAS
+      if (w & kFrozen) return;
+      // acq_rel: acquire pairs with unlock()'s release (the last writer's slot
+      // writes are visible to the migrating thread); release pairs with
+      // lock()'s acquire load of the frozen word.
+      if (!(w & kLocked) &&
+          word_.compare_exchange_weak(w, (w | kFrozen) + kStep, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return;
+      b.pause();
+    }
+  }
+  // Precondition: frozen by this thread, which still holds the table-wide
+  // rebuild mutex. Writers that saw the group frozen wait for that mutex.
+  void thaw() noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);  // relaxed: only the freezer writes now
+    // release: pairs with lock()'s acquire CAS.
+    word_.store((w & ~kFrozen) + kStep, std::memory_order_release);
+  }
+  bool frozen() const noexcept {
+    return word_.load(std::memory_order_acquire) & kFrozen;  // acquire: pairs with freeze()
+  }
+  // Seqlock read side, for layouts that read several words per slot.
+  std::uint32_t read_begin() const noexcept {
+    return word_.load(std::memory_order_acquire);  // acquire: pairs with unlock()'s release
+  }
+  bool read_valid(std::uint32_t begin) const noexcept {
+    // Callers read the protected words with acquire loads, so this load cannot
+    // move above them; relaxed is enough for the word itself.
+    return !(begin & kLocked) && word_.load(std::memory_order_relaxed) == begin;
+  }
+  std::uint32_t raw() const noexcept { return word_.load(std::memory_order_relaxed); }  // relaxed: tests only
+
+ private:
+  static constexpr std::uint32_t kLocked = 1, kFrozen = 2, kStep = 4;
+  Atomic<std::uint32_t> word_{0};
+};
+
+// A test-and-test-and-set spin lock with backoff: the key stripes of
+// concurrent_map. Held for one key's write, never across a call that waits
+// for another stripe.
+template <template <class> class Atomic>
+class spin_lock {
+ public:
+  template <class Counter>
+  void lock(Counter& waits) noexcept {
+    backoff b;
+    bool counted = false;
+    for (;;) {
+      std::uint32_t expected = 0;
+      // relaxed load: a hint only; acquire CAS: pairs with unlock()'s release
+      // store, so the previous holder's writes are visible.
+      if (word_.load(std::memory_order_relaxed) == 0 &&
+          word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+        return;
+      if (!counted) {
+        waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        counted = true;
+      }
+      b.pause();
+    }
+  }
+  void unlock() noexcept { word_.store(0, std::memory_order_release); }  // release: pairs with lock()'s CAS
+
+ private:
+  Atomic<std::uint32_t> word_{0};
+};
+
+// The lock of a single-threaded table: never taken, never frozen.
+template <template <class> class Atomic>
+class null_group_lock {
+ public:
+  enum class acquired { locked, frozen };
+  template <class Counter>
+  acquired lock(Counter&) noexcept {
+    return acquired::locked;
+  }
+  void unlock() noexcept {}
+  void freeze() noexcept {}
+  void thaw() noexcept {}
+  bool frozen() const noexcept { return false; }
+  std::uint32_t raw() const noexcept { return 0; }
+};
+
+}  // namespace polymap::detail

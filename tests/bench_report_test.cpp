@@ -1,0 +1,302 @@
+// The benchmark report renders from a fixed JSON (tests/data/bench_small.json)
+// into well-formed HTML and SVG that carry every series. Nothing is timed.
+#include <gtest/gtest.h>
+
+#ifdef POLYMAP_HAVE_BENCH
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/report.hpp"
+#include "bench/results.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace polymap::bench;
+
+const fs::path data_dir = fs::path(__FILE__).parent_path() / "data";
+
+nlohmann::json load(const char* name) {
+  std::ifstream f(data_dir / name);
+  EXPECT_TRUE(f) << "missing " << (data_dir / name);
+  return nlohmann::json::parse(f);
+}
+
+// A small XML well-formedness checker: one root element, properly nested and
+// matched tags, quoted and unique attributes, no raw '<' or '&' in text,
+// known entities only. Accepts an XML declaration, a DOCTYPE and comments.
+// Returns "" if well formed, else the first problem with its offset.
+class xml_checker {
+ public:
+  explicit xml_checker(const std::string& s) : s_(s) {}
+
+  std::string check() {
+    skip_space();
+    if (starts("<?xml")) {
+      auto e = s_.find("?>", i_);
+      if (e == std::string::npos) return err("unterminated XML declaration");
+      i_ = e + 2;
+    }
+    skip_misc();
+    if (starts("<!DOCTYPE")) {
+      auto e = s_.find('>', i_);
+      if (e == std::string::npos) return err("unterminated DOCTYPE");
+      i_ = e + 1;
+    }
+    skip_misc();
+    if (!starts("<")) return err("no root element");
+    if (auto r = element(); !r.empty()) return r;
+    skip_misc();
+    if (i_ != s_.size()) return err("content after the root element");
+    return "";
+  }
+
+  std::vector<std::string> element_names;  // every element seen, in order
+
+ private:
+  std::string err(const std::string& what) const { return what + " at offset " + std::to_string(i_); }
+  bool starts(const char* p) const { return s_.compare(i_, std::char_traits<char>::length(p), p) == 0; }
+  void skip_space() {
+    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+  }
+  void skip_misc() {
+    for (;;) {
+      skip_space();
+      if (!starts("<!--")) return;
+      auto e = s_.find("-->", i_);
+      i_ = e == std::string::npos ? s_.size() : e + 3;
+    }
+  }
+  static bool name_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':' || c == '.';
+  }
+  std::string name() {
+    const auto b = i_;
+    while (i_ < s_.size() && name_char(s_[i_])) ++i_;
+    return s_.substr(b, i_ - b);
+  }
+  std::string entity() {  // at '&'
+    const auto e = s_.find(';', i_);
+    if (e == std::string::npos || e - i_ > 10) return err("bare '&'");
+    const std::string ent = s_.substr(i_ + 1, e - i_ - 1);
+    static const std::set<std::string> known = {"amp", "lt", "gt", "quot", "apos"};
+    const bool numeric = ent.size() > 1 && ent[0] == '#' && ent.find_first_not_of("0123456789", 1) == std::string::npos;
+    if (!known.count(ent) && !numeric) return err("unknown entity &" + ent + ";");
+    i_ = e + 1;
+    return "";
+  }
+  std::string element() {  // at '<'
+    ++i_;
+    const std::string tag = name();
+    if (tag.empty()) return err("empty tag name");
+    element_names.push_back(tag);
+    std::set<std::string> attrs;
+    for (;;) {
+      skip_space();
+      if (i_ >= s_.size()) return err("unterminated tag <" + tag);
+      if (starts("/>")) {
+        i_ += 2;
+        return "";
+      }
+      if (s_[i_] == '>') {
+        ++i_;
+        break;
+      }
+      const std::string a = name();
+      if (a.empty()) return err("bad attribute in <" + tag);
+      if (!attrs.insert(a).second) return err("duplicate attribute " + a + " in <" + tag);
+      skip_space();
+      if (i_ >= s_.size() || s_[i_] != '=') return err("attribute " + a + " without value");
+      ++i_;
+      skip_space();
+      if (i_ >= s_.size() || (s_[i_] != '"' && s_[i_] != '\'')) return err("unquoted attribute " + a);
+      const char q = s_[i_++];
+      while (i_ < s_.size() && s_[i_] != q) {
+        if (s_[i_] == '<') return err("'<' in attribute " + a);
+        if (s_[i_] == '&') {
+          if (auto r = entity(); !r.empty()) return r;
+        } else {
+          ++i_;
+        }
+      }
+      if (i_ >= s_.size()) return err("unterminated attribute " + a);
+      ++i_;
+    }
+    // Content until the matching end tag.
+    for (;;) {
+      if (i_ >= s_.size()) return err("missing </" + tag + ">");
+      if (starts("</")) {
+        i_ += 2;
+        const std::string end = name();
+        skip_space();
+        if (end != tag) return err("</" + end + "> closes <" + tag + ">");
+        if (i_ >= s_.size() || s_[i_] != '>') return err("bad end tag");
+        ++i_;
+        return "";
+      }
+      if (starts("<!--")) {
+        skip_misc();
+        continue;
+      }
+      if (s_[i_] == '<') {
+        if (auto r = element(); !r.empty()) return r;
+        continue;
+      }
+      if (s_[i_] == '&') {
+        if (auto r = entity(); !r.empty()) return r;
+        continue;
+      }
+      ++i_;
+    }
+  }
+
+  const std::string& s_;
+  std::size_t i_ = 0;
+};
+
+std::string check_xml(const std::string& s) {
+  return xml_checker(s).check();
+}
+
+// Every <svg ...>...</svg> in a document (they do not nest here).
+std::vector<std::string> svg_parts(const std::string& html) {
+  std::vector<std::string> out;
+  for (auto b = html.find("<svg"); b != std::string::npos; b = html.find("<svg", b + 1)) {
+    const auto e = html.find("</svg>", b);
+    if (e == std::string::npos) break;
+    out.push_back(html.substr(b, e + 6 - b));
+  }
+  return out;
+}
+
+std::string svg_with_id(const std::string& html, const std::string& id) {
+  for (const auto& part : svg_parts(html))
+    if (part.find("id=\"" + id + "\"") != std::string::npos) return part;
+  return "";
+}
+
+bool has_series(const std::string& svg, const std::string& map) {
+  return svg.find("class=\"series\" data-series=\"" + map + "\"") != std::string::npos;
+}
+
+TEST(BenchReport, CheckerRejectsBrokenXml) {
+  EXPECT_EQ(check_xml("<a><b x=\"1\"/>t &amp; u</a>"), "");
+  EXPECT_NE(check_xml("<a><b></a>"), "");
+  EXPECT_NE(check_xml("<a x=1></a>"), "");
+  EXPECT_NE(check_xml("<a>x & y</a>"), "");
+  EXPECT_NE(check_xml("<a x=\"1\" x=\"2\"></a>"), "");
+  EXPECT_NE(check_xml("<a></a><b></b>"), "");
+}
+
+TEST(BenchReport, HtmlIsWellFormedAndCarriesEverySeries) {
+  const auto j = load("bench_small.json");
+  const auto hashstat = load("hashstat_small.json");
+  const results r = from_json(j);
+  ASSERT_EQ(r.maps.size(), 4u);
+  const std::string html = render_html(r, &hashstat);
+
+  ASSERT_EQ(check_xml(html), "") << html.substr(0, 2000);
+  EXPECT_EQ(html.find("<script"), std::string::npos) << "the report must not need JavaScript";
+  EXPECT_EQ(html.find("http://", html.find("<body")), std::string::npos) << "no network references";
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  // The description with markup characters arrives escaped.
+  EXPECT_NE(html.find("&lt;around&gt; a &amp; &quot;std&quot; map"), std::string::npos);
+
+  const auto svgs = svg_parts(html);
+  // 2 workloads x throughput + insert, 3 ratio charts, memory, hashstat.
+  EXPECT_GE(svgs.size(), 8u);
+  for (const auto& s : svgs) EXPECT_EQ(check_xml(s), "") << s.substr(0, 400);
+
+  for (const char* wl : {"find100", "find50", "insert"}) {
+    const std::string tp = svg_with_id(html, std::string("tp-") + wl + "-u64-10000-uniform");
+    ASSERT_FALSE(tp.empty()) << wl;
+    const std::string ratio = svg_with_id(html, std::string("ratio-") + wl);
+    ASSERT_FALSE(ratio.empty()) << wl;
+    for (const auto& m : r.maps) {
+      EXPECT_TRUE(has_series(tp, m.name)) << wl << " throughput lacks " << m.name;
+      EXPECT_TRUE(has_series(ratio, m.name)) << wl << " ratio lacks " << m.name;
+    }
+  }
+  const std::string mem = svg_with_id(html, "memory");
+  for (const auto& m : r.maps) EXPECT_TRUE(has_series(mem, m.name)) << "memory lacks " << m.name;
+  for (const char* id : {"hashstat-avg", "hashstat-max"}) {
+    const std::string hs = svg_with_id(html, id);
+    ASSERT_FALSE(hs.empty()) << id;
+    EXPECT_TRUE(has_series(hs, "std::hash")) << hs.substr(0, 600);
+    EXPECT_TRUE(has_series(hs, "polymap::hash")) << hs.substr(0, 600);
+  }
+}
+
+TEST(BenchReport, HashstatHistogramsAnywhereInTheJson) {
+  const results r = from_json(load("bench_small.json"));
+  const auto hs = nlohmann::json::parse(R"({"cases": [
+      {"name": "mixed", "probe_length_histogram": [90, 8, 2]},
+      {"name": "identity", "probe_length_histogram": [30, 20, 15, 10, 8, 6, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 1]}]})");
+  const std::string html = render_html(r, &hs);
+  ASSERT_EQ(check_xml(html), "");
+  const std::string chart = svg_with_id(html, "hashstat");
+  EXPECT_TRUE(has_series(chart, "mixed probe_length_histogram")) << chart.substr(0, 800);
+  EXPECT_TRUE(has_series(chart, "identity probe_length_histogram"));
+}
+
+TEST(BenchReport, StandaloneSvgIsWellFormed) {
+  const results r = from_json(load("bench_small.json"));
+  const std::string svg = render_throughput_svg(r);
+  ASSERT_EQ(check_xml(svg), "") << svg.substr(0, 600);
+  EXPECT_NE(svg.find("xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+  for (const auto& m : r.maps) EXPECT_TRUE(has_series(svg, m.name)) << m.name;
+
+  // A second opinion from a real XML parser, where python3 is installed.
+  if (std::system("python3 -c 'import xml.dom.minidom' >/dev/null 2>&1") == 0) {
+    const auto path = fs::temp_directory_path() / "polymap_bench_report_test.svg";
+    std::ofstream(path) << svg;
+    const std::string cmd = "python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' " +
+                            path.string() + " >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << "python's minidom rejects the SVG";
+    fs::remove(path);
+  }
+}
+
+TEST(BenchReport, RatiosTableAndJsonRoundTrip) {
+  const auto j = load("bench_small.json");
+  const results r = from_json(j);
+  for (const auto& row : r.rows) {
+    ASSERT_TRUE(row.ratio.has_value()) << row.cfg.map;
+    if (row.cfg.map == baseline_map) {
+      EXPECT_DOUBLE_EQ(*row.ratio, 1.0);
+    }
+  }
+  const std::string table = render_table(r);
+  for (const auto& m : r.maps) EXPECT_NE(table.find(m.label), std::string::npos) << m.label;
+  EXPECT_NE(table.find("| find100 | u64 | 10k | uniform | 1 | 40.0 | 100 (2.50x) |"), std::string::npos) << table;
+
+  const results again = from_json(to_json(r));
+  ASSERT_EQ(again.rows.size(), r.rows.size());
+  ASSERT_EQ(again.memory.size(), r.memory.size());
+  EXPECT_EQ(to_json(again), to_json(r));
+}
+
+TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {
+  auto j = load("bench_small.json");
+  j["results"][0]["workload"] = "find33";
+  EXPECT_THROW(from_json(j), std::runtime_error);
+  auto k = load("bench_small.json");
+  k.erase("maps");
+  EXPECT_THROW(from_json(k), std::runtime_error);
+  EXPECT_THROW(from_json(nlohmann::json::object()), std::runtime_error);
+}
+
+}  // namespace
+
+#else
+TEST(BenchReport, SkippedWithoutBench) {
+  GTEST_SKIP() << "built with POLYMAP_BUILD_BENCH=OFF";
+}
+#endif

@@ -1,0 +1,84 @@
+// concurrent_map under allocation failure: a growth whose new table cannot be
+// allocated throws std::bad_alloc and leaves the map as it was (the frozen
+// groups are thawed), and the map keeps working afterwards.
+//
+// Tables are the only over-aligned allocations (alignas(64)), so this binary
+// replaces the aligned operator new with one that can be told to fail.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "polymap/concurrent_map.hpp"
+
+namespace {
+std::atomic<bool> fail_aligned{false};
+}
+
+// GCC sees the replaced aligned new/delete pair as malloc'ed memory handed to
+// operator delete; the pair below is consistent (aligned_alloc / free).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+void* operator new(std::size_t n, std::align_val_t a) {
+  if (fail_aligned.load()) throw std::bad_alloc();
+  const std::size_t al = static_cast<std::size_t>(a);
+  void* p = std::aligned_alloc(al, (n + al - 1) / al * al);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+TEST(ConcurrentMapAlloc, FailedGrowthChangesNothing) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t> m;
+  (void)m.contains(std::uint64_t{0});  // the thread's epoch record (also over-aligned) exists from here on
+  std::uint64_t k = 0;
+  // Fill until the next insert needs a growth: the table starts with one group.
+  const std::size_t cap = m.stats().capacity;
+  while (m.stats().capacity == cap) {
+    fail_aligned = true;
+    bool threw = false;
+    try {
+      m.insert(k, k * 2);
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    fail_aligned = false;
+    if (threw) break;
+    ++k;
+  }
+  // The insert that needed the growth threw; the map is unchanged and usable.
+  EXPECT_EQ(m.size(), k);
+  EXPECT_EQ(m.stats().capacity, cap);
+  EXPECT_FALSE(m.contains(k));
+  for (std::uint64_t i = 0; i < k; ++i) ASSERT_EQ(m.find(i), i * 2);
+  EXPECT_TRUE(m.insert(k, k * 2));  // the groups were thawed: writes go on
+  for (std::uint64_t i = k + 1; i < 1000; ++i) ASSERT_TRUE(m.insert(i, i * 2));
+  EXPECT_EQ(m.size(), 1000u);
+  EXPECT_GT(m.stats().capacity, cap);
+  EXPECT_TRUE(m.erase(std::uint64_t{3}));
+  EXPECT_EQ(m.find(std::uint64_t{999}), 1998u);
+}
+
+TEST(ConcurrentMapAlloc, FailedClearAndReserveChangeNothing) {
+  polymap::concurrent_map<> m;
+  for (int i = 0; i < 100; ++i) m.insert("k" + std::to_string(i), i);  // also claims the epoch record
+  fail_aligned = true;
+  EXPECT_THROW(m.clear(), std::bad_alloc);
+  EXPECT_THROW(m.reserve(100000), std::bad_alloc);
+  fail_aligned = false;
+  EXPECT_EQ(m.size(), 100u);
+  EXPECT_EQ(m.template get<std::int64_t>("k42"), 42);
+  EXPECT_TRUE(m.insert_or_assign("k42", 1) == false);
+  m.clear();
+  EXPECT_EQ(m.size(), 0u);
+}

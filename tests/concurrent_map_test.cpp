@@ -1,0 +1,427 @@
+// concurrent_map: the conformance and concurrency suites, plus its own
+// properties: integer keys, growth and churn under readers (with an oracle of
+// keys known present), bulk_find, stats, lookups that write nothing, and
+// epoch reclamation that frees every node. Also the sequential flat_table
+// that shares the table core.
+#include "polymap/concurrent_map.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <latch>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "concurrency.hpp"
+#include "conformance.hpp"
+#include "polymap/detail/flat_table.hpp"
+#include "polymap/polymap.hpp"
+
+using concurrent_types = ::testing::Types<polymap::concurrent_map<>>;
+INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConformance, concurrent_types);
+INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConcurrency, concurrent_types);
+
+namespace {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int kScale = 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr int kScale = 1;
+#else
+constexpr int kScale = 4;
+#endif
+#else
+constexpr int kScale = 4;
+#endif
+
+using u64_map = polymap::concurrent_map<std::uint64_t, std::uint64_t>;
+
+// Counts, per thread, every store and read-modify-write on the map's own
+// atomics (table metadata, slots, version words, stripes, counters).
+thread_local long shared_writes = 0;
+
+template <class T>
+struct counting_atomic : std::atomic<T> {
+  using base = std::atomic<T>;
+  using base::base;
+  void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    base::store(v, o);
+  }
+  T exchange(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    return base::exchange(v, o);
+  }
+  bool compare_exchange_weak(T& e, T d, std::memory_order a = std::memory_order_seq_cst,
+                             std::memory_order b = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    return base::compare_exchange_weak(e, d, a, b);
+  }
+  bool compare_exchange_strong(T& e, T d, std::memory_order a = std::memory_order_seq_cst,
+                               std::memory_order b = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    return base::compare_exchange_strong(e, d, a, b);
+  }
+  template <class D>
+  T fetch_add(D d, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    return base::fetch_add(d, o);
+  }
+  template <class D>
+  T fetch_sub(D d, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    ++shared_writes;
+    return base::fetch_sub(d, o);
+  }
+};
+
+struct counting_traits {
+  template <class T>
+  using atomic = counting_atomic<T>;
+  using group_lock = polymap::detail::version_lock<counting_atomic>;
+  using stripe_lock = polymap::detail::spin_lock<counting_atomic>;
+  static polymap::detail::epoch_domain& domain() { return polymap::detail::epoch_domain::global(); }
+};
+
+// A value that counts its live instances.
+struct tracked {
+  static inline std::atomic<long> live{0};
+  std::uint64_t v = 0;
+  explicit tracked(std::uint64_t x) : v(x) { live.fetch_add(1); }
+  tracked(const tracked& o) : v(o.v) { live.fetch_add(1); }
+  tracked& operator=(const tracked&) = default;
+  ~tracked() { live.fetch_sub(1); }
+};
+
+}  // namespace
+
+TEST(ConcurrentMap, IntegerKeysAndPlainValues) {
+  u64_map m;
+  for (std::uint64_t i = 0; i < 5000; ++i) EXPECT_TRUE(m.insert(i, i * i));
+  EXPECT_FALSE(m.insert(std::uint64_t{3}, 0));
+  EXPECT_EQ(m.find(std::uint64_t{70}), std::uint64_t{4900});
+  EXPECT_FALSE(m.find(std::uint64_t{5000}).has_value());
+  EXPECT_EQ(m.update(7, [](const std::uint64_t* c) { return c ? *c + 1 : 0; }), 50u);
+  EXPECT_EQ(m.update(9000, [](const std::uint64_t* c) { return c ? *c + 1 : 0; }), 0u);
+  EXPECT_TRUE(m.compare_exchange(std::uint64_t{7}, 50, 51));
+  EXPECT_FALSE(m.compare_exchange(std::uint64_t{7}, 50, 52));
+  EXPECT_EQ(m.erase_if([](std::uint64_t k, std::uint64_t) { return k >= 100; }), 4901u);
+  EXPECT_EQ(m.size(), 100u);
+  EXPECT_EQ(m.find(std::uint64_t{7}), std::uint64_t{51});
+}
+
+// Random single-threaded operations against std::unordered_map, through
+// several growths and dirty rebuilds.
+TEST(ConcurrentMap, DifferentialU64) {
+  u64_map m;
+  std::unordered_map<std::uint64_t, std::uint64_t> ref;
+  std::mt19937_64 rng(42);
+  for (int step = 0; step < 50000 * kScale; ++step) {
+    const std::uint64_t r = rng();
+    const std::uint64_t k = r % 3000, v = r >> 40;
+    switch ((r >> 20) % 5) {
+      case 0:
+        ASSERT_EQ(m.insert(k, v), ref.try_emplace(k, v).second);
+        break;
+      case 1:
+        ASSERT_EQ(m.insert_or_assign(k, v), ref.insert_or_assign(k, v).second);
+        break;
+      case 2:
+        ASSERT_EQ(m.erase(k), ref.erase(k) == 1);
+        break;
+      case 3: {
+        auto it = ref.find(k);
+        auto got = m.find(k);
+        ASSERT_EQ(got.has_value(), it != ref.end());
+        if (got) {
+          ASSERT_EQ(*got, it->second);
+        }
+        break;
+      }
+      default:
+        ASSERT_EQ(m.size(), ref.size());
+    }
+  }
+  std::map<std::uint64_t, std::uint64_t> a(ref.begin(), ref.end()), b;
+  m.for_each([&](std::uint64_t k, std::uint64_t v) { b.emplace(k, v); });
+  EXPECT_EQ(a, b);
+}
+
+// Readers look up keys known to be present (preloaded, or published by the
+// writer through `high`) while the writer grows the table many times: no
+// lookup may miss one, nor see a wrong value.
+TEST(ConcurrentMap, GrowthUnderConcurrentReaders) {
+  u64_map m;
+  constexpr std::uint64_t preload = 100;
+  const std::uint64_t total = 20000 * kScale;
+  for (std::uint64_t k = 0; k < preload; ++k) m.insert(k, k * 3);
+  std::atomic<std::uint64_t> high{preload};
+  std::atomic<bool> done{false};
+  std::atomic<long> misses{0}, wrong{0}, reads{0};
+  concurrency::run_threads(3, [&](int t) {
+    if (t == 0) {
+      for (std::uint64_t k = preload; k < total; ++k) {
+        m.insert(k, k * 3);
+        high.store(k + 1, std::memory_order_release);
+      }
+      done.store(true);
+      return;
+    }
+    std::mt19937_64 rng(static_cast<unsigned>(t));
+    while (!done.load()) {
+      const std::uint64_t h = high.load(std::memory_order_acquire);
+      const std::uint64_t k = rng() % h;
+      auto v = m.find(k);
+      if (!v)
+        misses.fetch_add(1);
+      else if (*v != k * 3)
+        wrong.fetch_add(1);
+      reads.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(m.size(), total);
+  EXPECT_GT(m.stats().growths, 5u);
+}
+
+// Writers erase and reinsert churn keys (forcing slot reuse and dirty
+// rebuilds) while readers check that stable keys are always there and that a
+// churn key, when found, has a value of its own.
+TEST(ConcurrentMap, EraseReinsertChurnUnderReaders) {
+  polymap::concurrent_map<> m;
+  constexpr int stable = 200, churn = 200;
+  for (int k = 0; k < stable; ++k) m.insert("s" + std::to_string(k), concurrency::tagged("s" + std::to_string(k), 0));
+  std::atomic<int> writers_left{2};
+  std::atomic<long> misses{0}, bad{0};
+  concurrency::run_threads(4, [&](int t) {
+    std::mt19937 rng(static_cast<unsigned>(t) * 31u + 7u);
+    if (t < 2) {
+      for (int i = 0; i < 6000 * kScale; ++i) {
+        const std::string k = "c" + std::to_string(rng() % churn);
+        if (i % 2)
+          m.erase(k);
+        else
+          m.insert_or_assign(k, concurrency::tagged(k, i));
+      }
+      writers_left.fetch_sub(1);
+      return;
+    }
+    while (writers_left.load() > 0) {
+      const std::string s = "s" + std::to_string(rng() % stable);
+      if (!m.visit(s, [&](const polymap::value& v) { bad += !concurrency::is_tagged_for(v, s); })) misses.fetch_add(1);
+      const std::string c = "c" + std::to_string(rng() % churn);
+      if (auto v = m.find(c); v && !concurrency::is_tagged_for(*v, c)) bad.fetch_add(1);
+    }
+  });
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+  std::size_t count = 0;
+  m.for_each([&](const std::string&, const polymap::value&) { ++count; });
+  EXPECT_EQ(count, m.size());
+}
+
+TEST(ConcurrentMap, BulkFindMatchesFind) {
+  polymap::concurrent_map<> m;
+  for (int i = 0; i < 3000; i += 2) m.insert("k" + std::to_string(i), i);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3001; ++i) keys.push_back("k" + std::to_string((i * 7919) % 3000));
+  std::vector<std::optional<polymap::value>> out;
+  const std::size_t found = m.bulk_find(keys, std::back_inserter(out));
+  ASSERT_EQ(out.size(), keys.size());
+  std::size_t expect_found = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(out[i], m.find(keys[i])) << keys[i];
+    expect_found += out[i].has_value();
+  }
+  EXPECT_EQ(found, expect_found);
+  EXPECT_GT(found, 0u);
+
+  u64_map n;
+  for (std::uint64_t i = 0; i < 100; ++i) n.insert(i, i + 1);
+  std::vector<std::uint64_t> ks{5, 500, 99, 0};
+  std::vector<std::optional<std::uint64_t>> got(ks.size());
+  EXPECT_EQ(n.bulk_find(ks, got.begin()), 3u);
+  EXPECT_EQ(got, (std::vector<std::optional<std::uint64_t>>{6, std::nullopt, 100, 1}));
+  std::vector<std::uint64_t> none;
+  EXPECT_EQ(n.bulk_find(none, got.begin()), 0u);
+}
+
+TEST(ConcurrentMap, StatsSanity) {
+  u64_map m;
+  for (std::uint64_t i = 0; i < 10000; ++i) m.insert(i, i);
+  for (std::uint64_t i = 0; i < 10000; i += 3) m.erase(i);
+  auto s = m.stats();
+  EXPECT_EQ(s.map, "concurrent_map");
+  EXPECT_EQ(s.size, m.size());
+  EXPECT_GE(s.capacity, s.size);
+  EXPECT_GT(s.growths, 0u);
+  EXPECT_NEAR(s.load_factor, static_cast<double>(s.size) / static_cast<double>(s.capacity), 1e-12);
+  ASSERT_FALSE(s.probe_length_histogram.empty());
+  EXPECT_EQ(std::accumulate(s.probe_length_histogram.begin(), s.probe_length_histogram.end(), std::uint64_t{0}),
+            s.size);
+  EXPECT_GT(s.probe_length_histogram[0], s.size / 2);  // most entries sit in their home group
+  EXPECT_GT(s.bytes, s.capacity * 8);
+  m.reserve(100000);
+  EXPECT_GE(m.stats().capacity, 100000u);
+  EXPECT_EQ(m.size(), s.size);
+}
+
+// A successful (or failed) lookup stores nothing and performs no
+// read-modify-write on any of the map's words; the version words stay as they
+// were.
+TEST(ConcurrentMap, LookupsWriteNoSharedMemory) {
+  polymap::concurrent_map<std::string, polymap::value, polymap::hash<std::string>, polymap::key_equal<std::string>,
+                          counting_traits>
+      m;
+  for (int i = 0; i < 2000; ++i) m.insert("k" + std::to_string(i), i);
+  const auto versions = m.debug_version_words();
+  shared_writes = 0;
+  long hits = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    hits += m.find(k).has_value();
+    hits += m.contains(k);
+    m.visit(k, [&](const polymap::value&) { ++hits; });
+    hits += m.template get<std::int64_t>(k).has_value();
+  }
+  std::vector<std::string> keys{"k1", "k2", "nope"};
+  std::vector<std::optional<polymap::value>> out(3);
+  hits += static_cast<long>(m.bulk_find(keys, out.begin()));
+  EXPECT_EQ(hits, 4 * 2000 + 2);
+  EXPECT_EQ(shared_writes, 0);
+  EXPECT_EQ(m.debug_version_words(), versions);
+  m.insert_or_assign("k1", 5);  // and the counter does see writes
+  EXPECT_GT(shared_writes, 0);
+}
+
+// Every node retired by overwrites, erases, growth and clear is freed once the
+// epoch domain is drained; destroying the map frees the rest.
+TEST(ConcurrentMap, EpochFreesRetiredNodes) {
+  auto& domain = polymap::detail::epoch_domain::global();
+  domain.barrier();
+  const long before = tracked::live.load();
+  {
+    polymap::concurrent_map<std::uint64_t, tracked> m;
+    concurrency::run_threads(2, [&](int t) {
+      for (std::uint64_t i = 0; i < 3000; ++i) {
+        const std::uint64_t k = (i * 2 + static_cast<std::uint64_t>(t)) % 1000;
+        m.insert_or_assign(k, tracked(i));
+        if (i % 5 == 0) m.erase(k);
+        if (i % 7 == 0) m.update(k, [](const tracked* c) { return tracked(c ? c->v + 1 : 0); });
+        (void)m.find(k);
+      }
+    });
+    domain.barrier();
+    EXPECT_EQ(tracked::live.load() - before, static_cast<long>(m.size()));
+    m.clear();
+    for (std::uint64_t i = 0; i < 50; ++i) m.insert(i, tracked(i));
+    domain.barrier();
+    EXPECT_EQ(tracked::live.load() - before, 50);
+  }
+  domain.barrier();
+  EXPECT_EQ(tracked::live.load(), before);
+}
+
+// Writers, erasers and clear() run together with readers; sizes and contents
+// stay sane and every entry seen belongs to its key.
+TEST(ConcurrentMap, ClearAndGrowthRaceWithWriters) {
+  polymap::concurrent_map<> m;
+  std::atomic<long> bad{0};
+  concurrency::run_threads(4, [&](int t) {
+    std::mt19937 rng(static_cast<unsigned>(t) + 99u);
+    for (int i = 0; i < 1500 * kScale; ++i) {
+      const std::string k = "k" + std::to_string(rng() % 3000);
+      switch (rng() % 8) {
+        case 0:
+          if (t == 0 && i % 50 == 0) m.clear();
+          break;
+        case 1:
+          m.erase(k);
+          break;
+        case 2:
+          m.update(k, [&](const polymap::value* cur) { return cur ? *cur : concurrency::tagged(k, i); });
+          break;
+        case 3:
+          m.insert_or_visit(k, concurrency::tagged(k, i), [&](polymap::value& v) {
+            if (!concurrency::is_tagged_for(v, k)) ++bad;
+          });
+          break;
+        case 4:
+          if (auto v = m.find(k); v && !concurrency::is_tagged_for(*v, k)) ++bad;
+          break;
+        default:
+          m.insert_or_assign(k, concurrency::tagged(k, i));
+      }
+    }
+  });
+  EXPECT_EQ(bad.load(), 0);
+  std::size_t count = 0;
+  m.for_each([&](const std::string& k, const polymap::value& v) {
+    ++count;
+    EXPECT_TRUE(concurrency::is_tagged_for(v, k));
+  });
+  EXPECT_EQ(count, m.size());
+  auto s = m.stats();
+  EXPECT_EQ(std::accumulate(s.probe_length_histogram.begin(), s.probe_length_histogram.end(), std::uint64_t{0}),
+            s.size);
+}
+
+// --- the sequential front end of the same core -----------------------------
+
+TEST(FlatTable, ProbeRecordsAndStats) {
+  polymap::detail::flat_table<std::uint64_t, std::uint64_t> t;
+  for (std::uint64_t i = 0; i < 20000; ++i) ASSERT_TRUE(t.insert(i, i + 1));
+  EXPECT_FALSE(t.insert(5, 0));
+  EXPECT_FALSE(t.insert_or_assign(5, 50));
+  EXPECT_EQ(*t.find(std::uint64_t{5}), 50u);
+  std::size_t groups = 0, found = 0, false_pos = 0;
+  for (std::uint64_t i = 0; i < 40000; ++i) {
+    polymap::detail::probe_record rec;
+    const std::uint64_t* v = t.find_probe(i, rec);
+    ASSERT_EQ(v != nullptr, i < 20000);
+    if (v) {
+      ASSERT_EQ(*v, i == 5 ? 50u : i + 1);
+    }
+    ASSERT_GE(rec.groups, 1u);
+    groups += rec.groups;
+    found += v != nullptr;
+    false_pos += rec.tag_false_positives;
+  }
+  EXPECT_EQ(found, 20000u);
+  // 7-bit tags: a false positive per slot compare is about 1/128; a lookup
+  // compares at most 15 tags per group.
+  EXPECT_LT(static_cast<double>(false_pos) / 40000.0, 0.5);
+  EXPECT_LT(static_cast<double>(groups) / 40000.0, 2.0);
+  for (std::uint64_t i = 0; i < 20000; i += 2) ASSERT_TRUE(t.erase(i));
+  EXPECT_EQ(t.size(), 10000u);
+  auto s = t.stats();
+  EXPECT_EQ(s.map, "flat_table");
+  EXPECT_EQ(std::accumulate(s.probe_length_histogram.begin(), s.probe_length_histogram.end(), std::uint64_t{0}),
+            10000u);
+  EXPECT_GT(s.growths, 0u);
+  polymap::detail::flat_table<std::string, int> st;
+  EXPECT_TRUE(st.insert("a", 1));
+  EXPECT_EQ(*st.find(std::string_view("a")), 1);
+  EXPECT_EQ(st.find("b"), nullptr);
+}
+
+// A hash without the is_avalanching marker (libstdc++'s identity for
+// integers) is post-mixed, so sequential keys still spread over groups, tags
+// and stripes.
+TEST(ConcurrentMap, NonAvalanchingHashIsPostMixed) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::identity_hash<std::uint64_t>> m;
+  for (std::uint64_t i = 0; i < 10000; ++i) ASSERT_TRUE(m.insert(i, i));
+  for (std::uint64_t i = 0; i < 10000; ++i) ASSERT_EQ(m.find(i), i);
+  auto s = m.stats();
+  ASSERT_FALSE(s.probe_length_histogram.empty());
+  EXPECT_GT(s.probe_length_histogram[0], s.size * 9 / 10);
+}

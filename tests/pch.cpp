@@ -1,0 +1,1 @@
+// Compiled only to produce the tests' precompiled header (see CMakeLists.txt).

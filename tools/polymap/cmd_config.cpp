@@ -1,0 +1,142 @@
+// polymap config — check a configuration file against a schema, or watch it
+// and print every reload the config_store accepts or rejects.
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cli.hpp"
+#include "polymap/config/config_store.hpp"
+
+namespace {
+
+namespace cfg = polymap::config;
+
+struct config_args {
+  std::string file;
+  std::string schema_path;
+  bool no_schema = false;
+  double seconds = 0;
+  std::string format = "auto";
+};
+
+cfg::schema pick_schema(const config_args& a) {
+  if (a.no_schema) return cfg::schema::any();
+  if (!a.schema_path.empty()) return cfg::schema::from_json_file(a.schema_path);
+  return cfg::schema::demo();
+}
+
+cfg::file_format pick_format(const std::string& f) {
+  if (f == "json") return cfg::file_format::json;
+  if (f == "toml") return cfg::file_format::toml;
+  return cfg::file_format::automatic;
+}
+
+std::string schema_name(const config_args& a) {
+  if (a.no_schema) return "none (syntax and types only)";
+  if (!a.schema_path.empty()) return a.schema_path;
+  return "built-in demo";
+}
+
+void run_check(const config_args& a) {
+  try {
+    const auto s = pick_schema(a);
+    const auto doc = cfg::load_document(a.file, s, pick_format(a.format));
+    fmt::print("{}: OK ({} keys; schema: {})\n", a.file, doc.entries.size(), schema_name(a));
+    for (const auto& e : doc.entries) {
+      std::string origin = e.from_file ? (e.line > 0 ? fmt::format("file, line {}", e.line) : "file") : "default";
+      fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), origin);
+    }
+  } catch (const cfg::config_error& e) {
+    fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
+    throw CLI::RuntimeError(1);
+  }
+}
+
+void run_watch(const config_args& a) {
+  // Without --seconds the command ends on SIGINT/SIGTERM, taken by sigwait
+  // below; blocked before the watcher thread starts so that it inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  if (a.seconds <= 0) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::unique_ptr<cfg::config_store> store;
+  try {
+    cfg::config_store::options o;
+    o.format = pick_format(a.format);
+    store = std::make_unique<cfg::config_store>(a.file, pick_schema(a), o);
+  } catch (const cfg::config_error& e) {
+    fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
+    throw CLI::RuntimeError(1);
+  }
+  std::mutex out_mutex;  // Protects: stdout lines from the watcher thread.
+  fmt::print("watching {} (schema: {}); version {} with {} keys\n", a.file, schema_name(a), store->version(),
+             store->snapshot().size());
+  std::fflush(stdout);
+  store->subscribe_all([&](const cfg::change& c) {
+    std::lock_guard g(out_mutex);
+    fmt::print("  {}: {} -> {}\n", c.key, c.old_value ? c.old_value->to_string() : "(absent)",
+               c.new_value ? c.new_value->to_string() : "(absent)");
+  });
+  store->on_reload([&](const cfg::reload_event& ev) {
+    std::lock_guard g(out_mutex);
+    if (ev.accepted && ev.changed_keys.empty())
+      fmt::print("accepted: no change (version {})\n", ev.version);
+    else if (ev.accepted)
+      fmt::print("accepted: version {}, {} key(s) changed\n", ev.version, ev.changed_keys.size());
+    else
+      fmt::print("rejected: {} (version {} stays in force)\n", ev.error, ev.version);
+    std::fflush(stdout);
+  });
+  // Runs until --seconds pass (0: until interrupted).
+  std::condition_variable never;
+  std::mutex m;
+  std::unique_lock lock(m);
+  if (a.seconds > 0) {
+    never.wait_for(lock, std::chrono::duration<double>(a.seconds), [] { return false; });
+  } else {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+  }
+  lock.unlock();
+  std::lock_guard g(out_mutex);
+  fmt::print("stopped after {} accepted and {} rejected reload(s)\n", store->reloads_accepted() - 1,
+             store->reloads_rejected());
+}
+
+void add_common(CLI::App* c, config_args& a) {
+  c->add_option("FILE", a.file, "The configuration file (.json or .toml)")->required();
+  auto* schema = c->add_option("--schema", a.schema_path,
+                               "A schema in JSON (see docs/config.md); default: the built-in demo schema");
+  c->add_flag("--no-schema", a.no_schema, "Accept any keys: check syntax and supported types only")->excludes(schema);
+  c->add_option("--format", a.format, "File format")
+      ->check(CLI::IsMember({"auto", "json", "toml"}))
+      ->capture_default_str();
+}
+
+void add_config(CLI::App& root) {
+  auto* cmd = root.add_subcommand("config", "Check or watch a configuration file (config_store)");
+  cmd->require_subcommand(1);
+
+  auto check_args = std::make_shared<config_args>();
+  auto* check = cmd->add_subcommand("check", "Validate FILE against a schema and print the effective settings");
+  add_common(check, *check_args);
+  check->callback([check_args] { run_check(*check_args); });
+
+  auto watch_args = std::make_shared<config_args>();
+  auto* watch = cmd->add_subcommand("watch", "Load FILE, then print each accepted or rejected reload as it changes");
+  add_common(watch, *watch_args);
+  watch->add_option("--seconds", watch_args->seconds, "Stop after this many seconds (default: run until Ctrl-C)")
+      ->check(CLI::Range(0.0, 1e6));
+  watch->callback([watch_args] { run_watch(*watch_args); });
+}
+
+const polymap::cli::registrar reg{"config", &add_config};
+
+}  // namespace

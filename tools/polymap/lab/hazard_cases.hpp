@@ -1,0 +1,546 @@
+// tools/polymap/lab/hazard_cases.hpp — the bodies of scenarios 2-6, one
+// function per case, shared by the lab (which counts their outcomes) and by
+// the sanitizer child binaries polymap_lab_tsan / polymap_lab_asan (which run
+// the very same code under ThreadSanitizer or AddressSanitizer, so that the
+// lab's TSan and ASan columns are measured, never asserted).
+//
+// Each function runs one round and returns its counts. The naive cases are
+// deliberately wrong code; the lab runs them in forked children (contained
+// crashes) and the sanitizer builds skip the in-process runs that their own
+// sanitizer would abort on.
+//
+// Ordering between threads inside a case is often forced with a relaxed
+// atomic "phase" word and yields. Relaxed on purpose: ThreadSanitizer draws no
+// happens-before edge from relaxed atomics, so the only ordering TSan sees is
+// the one the case is about (a map's mutex, a logger's mutex, or none).
+#pragma once
+
+// The checked-reference cases need the generation check whatever the build
+// type: include this header before anything that includes checked.hpp.
+#ifndef POLYMAP_CHECKED_REFS
+#define POLYMAP_CHECKED_REFS 1
+#endif
+static_assert(POLYMAP_CHECKED_REFS, "hazard_cases.hpp: include it before polymap/check/checked.hpp");
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "lab.hpp"
+#include "polymap/check/checked.hpp"
+#include "polymap/check/guarded.hpp"
+#include "polymap/locked_map.hpp"
+
+namespace polymap::lab::cases {
+
+// Runs a() and b() on two threads released together from a latch.
+template <class A, class B>
+void run_pair(A a, B b) {
+  std::latch start(2);
+  std::thread ta([&] {
+    start.arrive_and_wait();
+    a();
+  });
+  std::thread tb([&] {
+    start.arrive_and_wait();
+    b();
+  });
+  ta.join();
+  tb.join();
+}
+
+// Waits until `word` reaches `want`: a relaxed spin (see the file comment).
+inline void await(const std::atomic<int>& word, int want) {
+  while (word.load(std::memory_order_relaxed) != want) std::this_thread::yield();  // relaxed: see file comment
+}
+
+// --- scenario 2: torn {type tag, payload} ------------------------------------------
+// A dynamically typed value as two machine words, as Go's interface{} is.
+struct two_words {
+  std::uint64_t tag;
+  std::uint64_t payload;
+};
+inline constexpr std::uint64_t kTagInt = 1, kTagBytes = 2;
+inline constexpr std::uint64_t kPayloadInt = 0x1111111111111111, kPayloadBytes = 0x2222222222222222;
+inline bool consistent(std::uint64_t tag, std::uint64_t payload) {
+  return (tag == kTagInt && payload == kPayloadInt) || (tag == kTagBytes && payload == kPayloadBytes);
+}
+
+// One writer flips the variable between an int and a "bytes" value with two
+// plain stores; one reader reads both words. wrong = torn reads.
+inline round_counts torn_naive(int reads) {
+  two_words shared{kTagInt, kPayloadInt};
+  std::atomic<bool> stop{false};
+  std::atomic<int> started{0};
+  round_counts c;
+  // Plain accesses (not volatile: gcc's ThreadSanitizer does not instrument
+  // volatile ones). The empty asm with a memory clobber makes the compiler
+  // emit every load and store of every iteration.
+  run_pair(
+      [&] {
+        for (bool flip = false; !stop.load(std::memory_order_relaxed); flip = !flip) {  // relaxed: a stop flag
+          shared.tag = flip ? kTagInt : kTagBytes;
+          asm volatile("" ::: "memory");  // two stores, not one 16-byte vector store
+          shared.payload = flip ? kPayloadInt : kPayloadBytes;
+          asm volatile("" ::: "memory");
+          if (!flip) started.store(1, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      },
+      [&] {
+        await(started, 1);  // the writer is running: on a loaded machine it may start late
+        for (int i = 0; i < reads; ++i) {
+          asm volatile("" ::: "memory");
+          const std::uint64_t tag = shared.tag;
+          asm volatile("" ::: "memory");
+          const std::uint64_t payload = shared.payload;
+          if (!consistent(tag, payload)) ++c.wrong;
+        }
+        stop.store(true, std::memory_order_relaxed);  // relaxed: pairs with the writer's loop test
+      });
+  return c;
+}
+
+// The same through checked<std::unordered_map>: the overlapping reads and
+// writes are reported (the caller installs a counting handler).
+inline round_counts torn_checked(int reads, std::chrono::nanoseconds widen) {
+  check::checked<std::unordered_map<int, two_words>> m;
+  m.insert_or_assign(0, two_words{kTagInt, kPayloadInt});
+  m.widen_window(widen);
+  std::atomic<bool> stop{false};
+  std::atomic<int> started{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (bool flip = false; !stop.load(std::memory_order_relaxed); flip = !flip) {  // relaxed: a stop flag
+          m.insert_or_assign(0, flip ? two_words{kTagInt, kPayloadInt} : two_words{kTagBytes, kPayloadBytes});
+          if (!flip) started.store(1, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      },
+      [&] {
+        await(started, 1);  // the writer is running: on a loaded machine it may start late
+        for (int i = 0; i < reads; ++i) {
+          m.visit(0, [&](const two_words& v) {
+            if (!consistent(v.tag, v.payload)) ++c.wrong;
+          });
+        }
+        stop.store(true, std::memory_order_relaxed);  // relaxed: pairs with the writer's loop test
+      });
+  return c;
+}
+
+// polymap::value in a locked_map: type and payload always match.
+inline round_counts torn_polymap(int reads) {
+  polymap::locked_map<> m;
+  const std::string bytes_payload(24, 'b');
+  m.insert_or_assign("v", std::int64_t{42});
+  std::atomic<bool> stop{false};
+  std::atomic<int> started{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (bool flip = false; !stop.load(std::memory_order_relaxed); flip = !flip) {  // relaxed: a stop flag
+          if (flip)
+            m.insert_or_assign("v", std::int64_t{42});
+          else
+            m.insert_or_assign("v", bytes_payload);
+          if (!flip) started.store(1, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      },
+      [&] {
+        await(started, 1);  // the writer is running: on a loaded machine it may start late
+        for (int i = 0; i < reads; ++i) {
+          auto v = m.find("v");
+          const auto* n = v ? v->get_if<std::int64_t>() : nullptr;
+          const auto* s = v ? v->get_if<std::string>() : nullptr;
+          if (!((n && *n == 42) || (s && *s == bytes_payload))) ++c.wrong;
+        }
+        stop.store(true, std::memory_order_relaxed);  // relaxed: pairs with the writer's loop test
+      });
+  return c;
+}
+
+// --- scenario 3: check-then-act through a thread-safe map ------------------------------
+// Two threads each add n to a counter with get, then insert_or_assign. Every
+// call is locked; the pair is not. lost = updates overwritten.
+inline round_counts get_then_set_naive(int n) {
+  polymap::locked_map<> m;
+  m.insert_or_assign("hits", std::int64_t{0});
+  auto body = [&] {
+    for (int i = 0; i < n; ++i) {
+      auto cur = m.get<std::int64_t>("hits");
+      m.insert_or_assign("hits", *cur + 1);
+    }
+  };
+  run_pair(body, body);
+  round_counts c;
+  c.lost = 2 * n - *m.get<std::int64_t>("hits");
+  return c;
+}
+
+// Two threads claim the same n keys with contains, then insert: a thread that
+// saw "absent" believes its value went in. lost = claims that did not land.
+inline round_counts contains_then_insert_naive(int n) {
+  polymap::locked_map<> m;
+  std::atomic<std::int64_t> claims{0};
+  auto body = [&](int t) {
+    for (int k = 0; k < n; ++k) {
+      const std::string key = "k" + std::to_string(k);
+      if (!m.contains(key)) {
+        m.insert(key, std::int64_t{t});                  // return value ignored, as in the pattern
+        claims.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count, read after join
+      }
+    }
+  };
+  run_pair([&] { body(0); }, [&] { body(1); });
+  round_counts c;
+  c.lost = claims.load() - static_cast<std::int64_t>(m.size());
+  return c;
+}
+
+inline round_counts get_then_set_polymap(int n) {
+  polymap::locked_map<> m;
+  auto body = [&] {
+    for (int i = 0; i < n; ++i) {
+      m.update("hits", [](const value* cur) { return value(cur ? *cur->get_if<std::int64_t>() + 1 : 1); });
+    }
+  };
+  run_pair(body, body);
+  round_counts c;
+  c.lost = 2 * n - *m.get<std::int64_t>("hits");
+  return c;
+}
+
+inline round_counts contains_then_insert_polymap(int n) {
+  polymap::locked_map<> m;
+  std::atomic<std::int64_t> claims{0};
+  auto body = [&](int t) {
+    for (int k = 0; k < n; ++k) {
+      if (m.insert_or_visit("k" + std::to_string(k), std::int64_t{t}, [](value&) {}))
+        claims.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count, read after join
+    }
+  };
+  run_pair([&] { body(0); }, [&] { body(1); });
+  round_counts c;
+  c.lost = claims.load() - static_cast<std::int64_t>(m.size());
+  return c;
+}
+
+// --- scenario 4: a race masked by incidental synchronization ------------------------
+// Two threads take turns writing a plain, unlocked map. With `logger`, each
+// writer logs (locks a logging mutex) before and after its write: that mutex
+// orders the writes, so ThreadSanitizer sees no race, although nothing in the
+// map's own discipline does. Without the logger (the control) TSan reports.
+template <class Write>
+void take_turns(int turns, bool logger, Write write) {
+  std::mutex log_mutex;  // Protects: log_lines.
+  std::int64_t log_lines = 0;
+  std::atomic<int> turn{0};
+  auto body = [&](int t) {
+    for (int i = 0; i < turns; ++i) {
+      await(turn, t);
+      if (logger) {
+        std::lock_guard l(log_mutex);
+        ++log_lines;
+      }
+      write(t, i);
+      if (logger) {
+        std::lock_guard l(log_mutex);
+        ++log_lines;
+      }
+      turn.store(1 - t, std::memory_order_relaxed);  // relaxed: see the file comment
+    }
+  };
+  run_pair([&] { body(0); }, [&] { body(1); });
+}
+
+inline round_counts masked_naive(int turns, bool logger) {
+  std::unordered_map<int, int> m;  // shared, no lock of its own
+  take_turns(turns, logger, [&](int t, int i) { m[t * turns + i] = i; });
+  round_counts c;
+  for (int t = 0; t < 2; ++t) {
+    for (int i = 0; i < turns; ++i) {
+      auto it = m.find(t * turns + i);
+      if (it == m.end())
+        ++c.lost;
+      else if (it->second != i)
+        ++c.wrong;
+    }
+  }
+  return c;
+}
+
+// Writes through guarded<>::get() without taking the container's mutex: the
+// rule-breaking call, kept out of clang's compile-time analysis on purpose.
+inline void unguarded_write(check::guarded<std::unordered_map<int, int>>& g, int k,
+                            int v) POLYMAP_NO_THREAD_SAFETY_ANALYSIS {
+  g.get()[k] = v;
+}
+
+// The same turns through guarded<>: every write is reported (the caller
+// installs a counting handler), whatever the schedule.
+inline round_counts masked_guarded(int turns) {
+  check::guarded<std::unordered_map<int, int>> g;
+  take_turns(turns, true, [&](int t, int i) { unguarded_write(g, t * turns + i, i); });
+  round_counts c;
+  c.lost = 2 * turns - static_cast<std::int64_t>(g.with_lock([](auto& m) { return m.size(); }));
+  return c;
+}
+
+inline round_counts masked_polymap(int turns) {
+  polymap::locked_map<int, int> m;
+  take_turns(turns, true, [&](int t, int i) { m.insert_or_assign(t * turns + i, i); });
+  round_counts c;
+  c.lost = 2 * turns - static_cast<std::int64_t>(m.size());
+  return c;
+}
+
+// --- scenario 5: a reference escaping the lock --------------------------------------
+// A "thread-safe" map whose get() returns a reference: the lock is released
+// when get() returns, the reference lives on.
+template <class V>
+class ref_returning_map {
+ public:
+  const V& get(int k) {
+    std::lock_guard l(mutex_);
+    return map_.at(k);  // the hazard: the reference escapes the lock
+  }
+  void put(int k, V v) {
+    std::lock_guard l(mutex_);
+    map_.insert_or_assign(k, std::move(v));
+  }
+  void erase(int k) {
+    std::lock_guard l(mutex_);
+    map_.erase(k);
+  }
+  std::size_t size() {
+    std::lock_guard l(mutex_);
+    return map_.size();
+  }
+
+ private:
+  std::mutex mutex_;  // Protects: map_ (not what get() hands out).
+  std::unordered_map<int, V> map_;
+};
+
+inline std::string ref_payload(int i, char c) {
+  return std::string(48, c) + std::to_string(1000000 + i);  // heap-allocated, same size every time
+}
+
+// Thread A takes a reference, thread B then erases the key and inserts
+// another (the freed memory is reused), A then reads through its reference.
+// B's writes happen-before A's read through the map's mutex, so TSan sees
+// no race; the read is a use after free. wrong = reads that did not see A's
+// value.
+inline round_counts ref_after_erase_naive(int iters) {
+  ref_returning_map<std::string> m;
+  for (int i = 0; i < iters; ++i) m.put(i, ref_payload(i, 'a'));
+  std::atomic<int> phase{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          const std::string& r = m.get(i);
+          phase.store(2 * i + 1, std::memory_order_relaxed);  // relaxed: see the file comment
+          await(phase, 2 * i + 2);
+          (void)m.size();  // takes the map's mutex: B's erase happens-before the read below
+          if (r != ref_payload(i, 'a')) ++c.wrong;
+        }
+      },
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          await(phase, 2 * i + 1);
+          m.erase(i);
+          m.put(iters + i, ref_payload(i, 'z'));
+          phase.store(2 * i + 2, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      });
+  return c;
+}
+
+// A value stored inline in the node, overwritten in place: no free, so ASan
+// has nothing to say. wrong = reads that saw the new value.
+struct inline_value {
+  std::int64_t id;
+  std::int64_t twin;
+};
+inline round_counts ref_after_overwrite_naive(int iters) {
+  ref_returning_map<inline_value> m;
+  for (int i = 0; i < iters; ++i) m.put(i, inline_value{i, i});
+  std::atomic<int> phase{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          const inline_value& r = m.get(i);
+          phase.store(2 * i + 1, std::memory_order_relaxed);  // relaxed: see the file comment
+          await(phase, 2 * i + 2);
+          (void)m.size();  // B's overwrite happens-before the read below
+          if (r.id != i) ++c.wrong;
+        }
+      },
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          await(phase, 2 * i + 1);
+          m.put(i, inline_value{-i - 1, -i - 1});
+          phase.store(2 * i + 2, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      });
+  return c;
+}
+
+// The same two threads with checked<>::ref() under the same mutex discipline:
+// every use after the change is reported and throws before touching memory.
+// reports are counted by the caller's handler; wrong = reads that got through.
+inline round_counts ref_checked(int iters, bool erase) {
+  check::checked<std::unordered_map<int, std::string>> m;
+  std::mutex mutex;  // Protects: m (every call).
+  for (int i = 0; i < iters; ++i) m.insert_or_assign(i, ref_payload(i, 'a'));
+  std::atomic<int> phase{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          check::checked_ref<const std::string> r;
+          {
+            std::lock_guard l(mutex);
+            r = m.ref(i);
+          }
+          phase.store(2 * i + 1, std::memory_order_relaxed);  // relaxed: see the file comment
+          await(phase, 2 * i + 2);
+          std::lock_guard l(mutex);
+          try {
+            if (r.get() != ref_payload(i, 'a')) ++c.wrong;
+          } catch (const check::stale_reference_error&) {
+            // reported; the read did not happen
+          }
+        }
+      },
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          await(phase, 2 * i + 1);
+          {
+            std::lock_guard l(mutex);
+            if (erase) {
+              m.erase(i);
+              m.insert_or_assign(iters + i, ref_payload(i, 'z'));
+            } else {
+              m.insert_or_assign(i, ref_payload(i, 'z'));
+            }
+          }
+          phase.store(2 * i + 2, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      });
+  return c;
+}
+
+// polymap's maps hand out no reference outside visit(): find() copies the
+// value out (sharing its immutable payload), which stays valid after any erase
+// or overwrite.
+inline round_counts ref_polymap(int iters, bool erase) {
+  polymap::locked_map<int, value> m;
+  for (int i = 0; i < iters; ++i) m.insert_or_assign(i, ref_payload(i, 'a'));
+  std::atomic<int> phase{0};
+  round_counts c;
+  run_pair(
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          std::optional<value> v = m.find(i);
+          phase.store(2 * i + 1, std::memory_order_relaxed);  // relaxed: see the file comment
+          await(phase, 2 * i + 2);
+          const auto* s = v ? v->get_if<std::string>() : nullptr;
+          if (!s || *s != ref_payload(i, 'a')) ++c.wrong;
+        }
+      },
+      [&] {
+        for (int i = 0; i < iters; ++i) {
+          await(phase, 2 * i + 1);
+          if (erase) {
+            m.erase(i);
+            m.insert_or_assign(iters + i, ref_payload(i, 'z'));
+          } else {
+            m.insert_or_assign(i, ref_payload(i, 'z'));
+          }
+          phase.store(2 * i + 2, std::memory_order_relaxed);  // relaxed: see the file comment
+        }
+      });
+  return c;
+}
+
+// --- scenario 6: a value object shared by pointer (the article's sync.Map case) -------
+struct hit_counter {
+  std::int64_t n = 0;
+};
+
+class pointer_map {
+ public:
+  std::shared_ptr<hit_counter> get(const std::string& k) {
+    std::lock_guard l(mutex_);
+    return map_.at(k);
+  }
+  void put(const std::string& k, std::shared_ptr<hit_counter> p) {
+    std::lock_guard l(mutex_);
+    map_.insert_or_assign(k, std::move(p));
+  }
+
+ private:
+  std::mutex mutex_;  // Protects: map_ (not the objects it points to).
+  std::unordered_map<std::string, std::shared_ptr<hit_counter>> map_;
+};
+
+// Load, then mutate the shared object in place: a data race on the object
+// (the map's lock does not cover it). lost = increments lost.
+inline round_counts shared_in_place_naive(int n) {
+  pointer_map m;
+  m.put("c", std::make_shared<hit_counter>());
+  auto body = [&] {
+    for (int i = 0; i < n; ++i) {
+      auto p = m.get("c");
+      p->n = p->n + 1;  // unsynchronized read-modify-write of the shared object
+    }
+  };
+  run_pair(body, body);
+  round_counts c;
+  c.lost = 2 * n - m.get("c")->n;
+  return c;
+}
+
+// Load, copy, modify, store a new object: no data race (each object is
+// immutable once published), but updates are lost between load and store.
+inline round_counts load_then_store_naive(int n) {
+  pointer_map m;
+  m.put("c", std::make_shared<hit_counter>());
+  auto body = [&] {
+    for (int i = 0; i < n; ++i) {
+      auto p = m.get("c");
+      m.put("c", std::make_shared<hit_counter>(hit_counter{p->n + 1}));
+    }
+  };
+  run_pair(body, body);
+  round_counts c;
+  c.lost = 2 * n - m.get("c")->n;
+  return c;
+}
+
+// An immutable user type in polymap::value, changed only through update().
+inline round_counts shared_polymap(int n) {
+  polymap::locked_map<> m;
+  m.insert_or_assign("c", value(hit_counter{}));
+  auto body = [&] {
+    for (int i = 0; i < n; ++i) {
+      m.update("c", [](const value* cur) { return value(hit_counter{cur->get_if<hit_counter>()->n + 1}); });
+    }
+  };
+  run_pair(body, body);
+  round_counts c;
+  c.lost = 2 * n - m.find("c")->get_if<hit_counter>()->n;
+  return c;
+}
+
+}  // namespace polymap::lab::cases
