@@ -429,7 +429,7 @@ TEST(ConfigStore, ReadersNeverSeeTwoFilesMixed) {
     readers.emplace_back([&] {
       start.arrive_and_wait();
       std::int64_t last = 0;
-      while (!done.load()) {
+      do {  // at least one read, even if the writers finish first
         auto s = store.snapshot();
         const auto x = s.get<std::int64_t>("a.x").value_or(-1);
         if (s.get<std::int64_t>("a.y").value_or(-2) != x || s.get<std::int64_t>("b.z").value_or(-3) != x ||
@@ -438,7 +438,7 @@ TEST(ConfigStore, ReadersNeverSeeTwoFilesMixed) {
         if (x < last) backwards.fetch_add(1);
         last = x;
         reads.fetch_add(1, std::memory_order_relaxed);
-      }
+      } while (!done.load());
     });
   }
   writer.join();
