@@ -144,3 +144,31 @@ TEST(Epoch, GlobalDomainWorksAcrossThreads) {
   d.barrier();
   EXPECT_EQ(tracked::live.load(), 0);
 }
+
+// pin() caches the thread's last (domain, record) pair. Alternating domains,
+// and a domain destroyed and another built in its place (often at the same
+// address), must each get their own record: a stale cache hit would pin the
+// wrong domain, and the retired object below would be freed while pinned.
+TEST(Epoch, PinCacheFollowsDomainsAndTheirDestruction) {
+  for (int round = 0; round < 50; ++round) {
+    auto a = std::make_unique<epoch_domain>();
+    epoch_domain b;
+    { auto g = a->pin(); }
+    { auto g = b.pin(); }
+    a.reset();                             // the cache may have named a's state
+    a = std::make_unique<epoch_domain>();  // possibly at the same address
+    auto* x = new tracked(round);
+    auto g = a->pin();
+    a->retire(x);
+    for (int i = 0; i < 4; ++i) a->try_reclaim();
+    // This thread is pinned in the new domain, so x must still be alive.
+    ASSERT_EQ(x->value, round);
+    auto gb = b.pin();  // switching domains while pinned keeps both records
+    for (int i = 0; i < 4; ++i) a->try_reclaim();
+    ASSERT_EQ(x->value, round);
+    g.unpin();
+    gb.unpin();
+    a->barrier();
+  }
+  EXPECT_EQ(tracked::live.load(), 0);
+}

@@ -36,11 +36,16 @@
 // LAYOUT
 //   concurrent_map
 //   +---------------------+        table_core (one allocation, see table_core.hpp)
-//   | table_ (atomic ptr) |------> +-------------+----------------+-------------+
-//   | rebuild_mutex_      |        | meta[G]     | slots[15G]     | version[G]  |
-//   | stripes_[64]        |        +-------------+--|-------------+-------------+
-//   | counters            |                         v
-//   +---------------------+                   node {hash, K, V}  (immutable)
+//   | table_ (atomic ptr) |------> +------------------------------+-------------+
+//   | rebuild_mutex_      |        | G x {meta, slots[15]} (144B) | version[G]  |
+//   | stripes_[64]        |        +---------------|--------------+-------------+
+//   | counters            |                        v
+//   +---------------------+                  node {hash, K, V}  (immutable)
+//   A group's metadata and its slots are adjacent (one group = 144 bytes), so
+//   the metadata load and the slot load of a lookup share a cache line or
+//   touch the next one; separate arrays cost a second dependent miss
+//   (measured: 1-thread find of u64 keys at N = 10,000 went from 19-25 to
+//   12-18 ns on the 2-core dev machine, same run).
 //
 // LOCK PROTOCOL (stated once)
 //   L1. A write to key k holds stripe(k) from its first lookup of k to the

@@ -160,10 +160,24 @@ class epoch_domain {
     };
     std::vector<entry> entries;
     ~thread_records() {
+      cache_ = tls_cache{nullptr, nullptr};
       // release: pairs with the acquire CAS in claim() of the next owner.
       for (auto& e : entries) e.rec->claimed.store(false, std::memory_order_release);
     }
   };
+
+  // The last (domain, record) pair this thread used: pin()'s fast path is one
+  // compare instead of a scan of `entries`. Trivially destructible and
+  // constant-initialized, so reading it needs no TLS init guard. It may name a
+  // state only while this thread holds an entry for it (that entry's
+  // shared_ptr keeps the state, hence the address, alive), so a hit can never
+  // be a reused address: ~epoch_domain and ~thread_records clear it when they
+  // drop the entry.
+  struct tls_cache {
+    const state* s;
+    record* r;
+  };
+  static inline thread_local constinit tls_cache cache_{nullptr, nullptr};
 
   static thread_records& tls() {
     thread_local thread_records t;
@@ -187,6 +201,7 @@ class epoch_domain {
       }
       for (auto& x : bag) x.reclaim(x.ptr);
     }
+    if (cache_.s == state_.get()) cache_ = tls_cache{nullptr, nullptr};
     auto& entries = tls().entries;
     for (auto it = entries.begin(); it != entries.end(); ++it) {
       if (it->owner == state_) {
@@ -356,12 +371,28 @@ class epoch_domain {
 
   // The calling thread's record in this domain (claimed on first use).
   record* local() {
+    const tls_cache c = cache_;
+    if (c.s == state_.get()) [[likely]]
+      return c.r;
+    return local_slow();
+  }
+
+  [[gnu::noinline]] record* local_slow() {
     auto& t = tls();
+    record* r = nullptr;
     for (auto& e : t.entries) {
-      if (e.owner.get() == state_.get()) return e.rec;
+      if (e.owner.get() == state_.get()) r = e.rec;
     }
-    record* r = claim();
-    t.entries.push_back({state_, r});
+    if (!r) {
+      r = claim();
+      try {
+        t.entries.push_back({state_, r});
+      } catch (...) {
+        r->claimed.store(false, std::memory_order_release);  // release: as in ~thread_records
+        throw;
+      }
+    }
+    cache_ = tls_cache{state_.get(), r};
     return r;
   }
 
