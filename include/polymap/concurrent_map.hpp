@@ -25,7 +25,7 @@
 // TERMS
 //   group, tag, overflow, probe: see detail/group.hpp.
 //   node     : {hash, key, value}, heap-allocated, immutable once published.
-//   table    : detail::table_core: metadata, slot pointers, version words.
+//   table    : detail::table_core: per group, metadata, slot pointers, a version word.
 //   stripe   : one of 64 key locks, chosen by hash bits the table does not use
 //              for positions or tags. Serializes the writes of one key.
 //   freeze   : a group's version word marked final: the table is being
@@ -36,16 +36,18 @@
 // LAYOUT
 //   concurrent_map
 //   +---------------------+        table_core (one allocation, see table_core.hpp)
-//   | table_ (atomic ptr) |------> +------------------------------+-------------+
-//   | rebuild_mutex_      |        | G x {meta, slots[15]} (144B) | version[G]  |
-//   | stripes_[64]        |        +---------------|--------------+-------------+
+//   | table_ (atomic ptr) |------> +---------------------------------------+
+//   | rebuild_mutex_      |        | G x {meta, slots[15], version} (144B) |
+//   | stripes_[64]        |        +---------------|-----------------------+
 //   | counters            |                        v
 //   +---------------------+                  node {hash, K, V}  (immutable)
-//   A group's metadata and its slots are adjacent (one group = 144 bytes), so
-//   the metadata load and the slot load of a lookup share a cache line or
-//   touch the next one; separate arrays cost a second dependent miss
+//   A group's metadata, slots and version word are adjacent (one group = 144
+//   bytes), so the metadata load and the slot load of a lookup share a cache
+//   line or touch the next one; separate arrays cost a second dependent miss
 //   (measured: 1-thread find of u64 keys at N = 10,000 went from 19-25 to
-//   12-18 ns on the 2-core dev machine, same run).
+//   12-18 ns on the 2-core dev machine, same run). The version word sits at
+//   the block's end, on the line of slots 13-14, which a writer of the group
+//   dirties anyway; readers of the metadata line do not share it.
 //
 // LOCK PROTOCOL (stated once)
 //   L1. A write to key k holds stripe(k) from its first lookup of k to the
@@ -86,8 +88,7 @@
 //   inside its run.
 //   The version word is a seqlock (version_lock::read_begin / read_valid), for
 //   an inline layout that reads key and value as separate words; the node
-//   layout never reads it, which keeps the version words' cache lines (dirtied
-//   by every writer's lock and unlock) out of the readers' way.
+//   layout never reads it.
 //
 // GROWTH: a new table, built while readers go on (chosen over incremental
 //   migration). A rebuild is triggered when size + dirty reaches 7/8 of the
@@ -211,13 +212,10 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
     std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});
-    for (;;) {
-      node* cur = find_node(h, n->key);
-      if (publish(h, cur, n.get())) {
-        n.release();
-        return cur == nullptr;
-      }
-    }
+    node* replaced = nullptr;
+    publish_impl(h, n.get(), nullptr, &replaced);  // cannot fail: no expectation
+    n.release();
+    return replaced == nullptr;
   }
 
   // Inserts (k, v) if k is absent (returns true); otherwise calls f(V&) on a
@@ -466,11 +464,18 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
   // Makes n the key's node in place of old (nullptr: insert). Returns false if
   // the key's node is no longer old (only a concurrent clear() does that; the
   // caller starts over). Precondition: the key's stripe is held (L1).
-  bool publish(std::size_t h, node* old, node* n) {
+  bool publish(std::size_t h, node* old, node* n) { return publish_impl(h, n, &old, nullptr); }
+
+  // publish's core. With expect == nullptr, n replaces whatever node the key
+  // has (one lookup instead of find_node + publish: insert_or_assign), and
+  // *replaced (if given) receives the node it replaced or nullptr.
+  bool publish_impl(std::size_t h, node* n, node* const* expect, node** replaced) {
     for (;;) {
       table* t = current();
       const location loc = t->find(h, n->key, eq_);
-      if (loc.node != old) return false;
+      if (expect && loc.node != *expect) return false;
+      node* const old = loc.node;
+      if (replaced) *replaced = old;
       status s;
       if (old) {
         s = t->replace(loc, n, lock_waits_);

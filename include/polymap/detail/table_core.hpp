@@ -87,15 +87,13 @@ class alignas(64) table_core {
   }
 
   explicit table_core(std::size_t groups) : groups_(groups), mask_(groups - 1) {
-    bytes_ = groups * (sizeof(group_block) + sizeof(GroupLock));
+    bytes_ = groups * sizeof(group_block);
     block_ = static_cast<unsigned char*>(::operator new (bytes_, std::align_val_t{64}));
-    // Groups (metadata next to its slots, 16-byte aligned), then version words.
     blocks_ = reinterpret_cast<group_block*>(block_);
-    locks_ = reinterpret_cast<GroupLock*>(block_ + groups * sizeof(group_block));
     for (std::size_t g = 0; g < groups; ++g) {
-      new (&blocks_[g].meta) group_meta<Atomic>();
-      for (auto& s : blocks_[g].slots) new (&s) Atomic<Node*>(nullptr);
-      new (&locks_[g]) GroupLock();
+      new (&block_of(g).meta) group_meta<Atomic>();
+      for (auto& s : block_of(g).slots) new (&s) Atomic<Node*>(nullptr);
+      new (&block_of(g).lock) GroupLock();
     }
   }
   table_core(const table_core&) = delete;
@@ -116,14 +114,14 @@ class alignas(64) table_core {
   // overflowed groups (which leave probe chains long) reach the maximum load.
   bool needs_rebuild() const noexcept { return size() + dirty() >= max_load(); }
 
-  GroupLock& lock_of(std::size_t g) noexcept { return locks_[g]; }
-  const GroupLock& lock_of(std::size_t g) const noexcept { return locks_[g]; }
+  GroupLock& lock_of(std::size_t g) noexcept { return block_of(g).lock; }
+  const GroupLock& lock_of(std::size_t g) const noexcept { return block_of(g).lock; }
   group_bits bits_of(std::size_t g) const noexcept { return meta(g).load(); }
   // Pulls a hash's home group (metadata and slots) toward the cache.
   void prefetch(std::size_t hash) const noexcept {
     const std::size_t g = hash & mask_;
-    __builtin_prefetch(&blocks_[g]);
-    __builtin_prefetch(reinterpret_cast<const char*>(&blocks_[g]) + 64);
+    __builtin_prefetch(&block_of(g));
+    __builtin_prefetch(reinterpret_cast<const char*>(&block_of(g)) + 64);
   }
   // Pulls the node of the first slot in the home group whose tag matches.
   void prefetch_candidate(std::size_t hash) const noexcept {
@@ -170,7 +168,7 @@ class alignas(64) table_core {
     prober p(n->hash, mask_);
     do {
       const std::size_t g = p.get();
-      if (locks_[g].lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+      if (lock_of(g).lock(waits) == GroupLock::acquired::frozen) return status::frozen;
       const group_bits bits = meta(g).load();
       if (const std::uint32_t avail = bits.match_empty()) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
@@ -178,11 +176,11 @@ class alignas(64) table_core {
         slot(g, i).store(n, std::memory_order_release);
         meta(g).set_tag(i, tag_of(n->hash));            // I1: pointer, then tag
         size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: I4, under the group lock
-        locks_[g].unlock();
+        lock_of(g).unlock();
         return status::done;
       }
       meta(g).set_overflow(n->hash);  // I3
-      locks_[g].unlock();
+      lock_of(g).unlock();
     } while (p.next());
     return status::full;
   }
@@ -191,7 +189,7 @@ class alignas(64) table_core {
   // holds at.node.
   template <class Counter>
   status replace(const location& at, Node* n, Counter& waits) {
-    if (locks_[at.group].lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+    if (lock_of(at.group).lock(waits) == GroupLock::acquired::frozen) return status::frozen;
     auto& cell = slot(at.group, at.slot);
     status s = status::gone;
     // relaxed: under the group lock, the last store to the slot is visible (lock's acquire).
@@ -199,14 +197,14 @@ class alignas(64) table_core {
       cell.store(n, std::memory_order_release);  // release: pairs with find's acquire load
       s = status::done;
     }
-    locks_[at.group].unlock();
+    lock_of(at.group).unlock();
     return s;
   }
 
   // Empties the slot at `at` if it still holds at.node.
   template <class Counter>
   status erase(const location& at, Counter& waits) {
-    if (locks_[at.group].lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+    if (lock_of(at.group).lock(waits) == GroupLock::acquired::frozen) return status::frozen;
     auto& cell = slot(at.group, at.slot);
     status s = status::gone;
     if (cell.load(std::memory_order_relaxed) == at.node) {  // relaxed: as in replace
@@ -218,19 +216,19 @@ class alignas(64) table_core {
       if (meta(at.group).load().overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: I4
       s = status::done;
     }
-    locks_[at.group].unlock();
+    lock_of(at.group).unlock();
     return s;
   }
 
   // Undoes freeze_all (a rebuild that failed to allocate).
   void thaw_all() noexcept {
-    for (std::size_t g = 0; g < groups_; ++g) locks_[g].thaw();
+    for (std::size_t g = 0; g < groups_; ++g) lock_of(g).thaw();
   }
 
   // Freezes every group: afterwards no write to this table succeeds, and what
   // every writer did before is visible to the caller (freeze's acquire).
   void freeze_all() noexcept {
-    for (std::size_t g = 0; g < groups_; ++g) locks_[g].freeze();
+    for (std::size_t g = 0; g < groups_; ++g) lock_of(g).freeze();
   }
 
   // Calls f(Node*) for every full slot, in slot order.
@@ -295,20 +293,24 @@ class alignas(64) table_core {
  private:
   std::size_t groups_, mask_, bytes_ = 0;
   unsigned char* block_ = nullptr;
-  // One group: its metadata word and its 15 slots, adjacent, so a lookup's
-  // metadata load and slot load usually hit the same or the next cache line
-  // (144 bytes, against two separate arrays, which cost two misses).
+  // One group: its metadata word, its 15 slots and its version word,
+  // adjacent, so a lookup's metadata load and slot load usually hit the same
+  // or the next cache line (separate arrays cost a second dependent miss),
+  // and a writer's lock word is on the lines it writes anyway. With a 4-byte
+  // version word the block is 144 bytes (16 + 120 + 4, padded to 16).
   struct group_block {
     group_meta<Atomic> meta;
     Atomic<Node*> slots[kGroupSlots];
+    GroupLock lock;
   };
-  group_meta<Atomic>& meta(std::size_t g) noexcept { return blocks_[g].meta; }
-  const group_meta<Atomic>& meta(std::size_t g) const noexcept { return blocks_[g].meta; }
-  Atomic<Node*>& slot(std::size_t g, std::size_t i) noexcept { return blocks_[g].slots[i]; }
-  const Atomic<Node*>& slot(std::size_t g, std::size_t i) const noexcept { return blocks_[g].slots[i]; }
+  group_block& block_of(std::size_t g) noexcept { return blocks_[g]; }
+  const group_block& block_of(std::size_t g) const noexcept { return blocks_[g]; }
+  group_meta<Atomic>& meta(std::size_t g) noexcept { return block_of(g).meta; }
+  const group_meta<Atomic>& meta(std::size_t g) const noexcept { return block_of(g).meta; }
+  Atomic<Node*>& slot(std::size_t g, std::size_t i) noexcept { return block_of(g).slots[i]; }
+  const Atomic<Node*>& slot(std::size_t g, std::size_t i) const noexcept { return block_of(g).slots[i]; }
 
   group_block* blocks_ = nullptr;
-  GroupLock* locks_ = nullptr;
   // On their own cache line: every insert and erase writes them; lookups read
   // the line above.
   alignas(64) Atomic<std::size_t> size_{0};  // I4
