@@ -172,3 +172,24 @@ TEST(Epoch, PinCacheFollowsDomainsAndTheirDestruction) {
   }
   EXPECT_EQ(tracked::live.load(), 0);
 }
+
+// A pinned thread that reaches kCollectEvery retires does not collect while
+// pinned (its announcement would hold the epoch back for the whole
+// collection); its outermost unpin does.
+TEST(Epoch, CollectionDeferredToTheOutermostUnpin) {
+  epoch_domain d;
+  const auto e0 = d.epoch();
+  {
+    auto outer = d.pin();
+    {
+      auto inner = d.pin();
+      for (std::size_t i = 0; i < epoch_domain::kCollectEvery; ++i) d.retire(new tracked(static_cast<int>(i)));
+      EXPECT_EQ(d.epoch(), e0);
+    }
+    EXPECT_EQ(d.epoch(), e0);  // still pinned (nested)
+    EXPECT_EQ(d.pending(), epoch_domain::kCollectEvery);
+  }
+  EXPECT_EQ(d.epoch(), e0 + 1);  // the unpin ran the collection: one advance
+  d.barrier();
+  EXPECT_EQ(tracked::live.load(), 0);
+}
