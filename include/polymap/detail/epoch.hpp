@@ -137,12 +137,15 @@ class epoch_domain {
     bool reclaim_due = false;  // owner only: retire() asked for a collection while pinned
     std::mutex bag_mutex;      // Protects: bag. Owner and collectors.
     std::vector<retired> bag;
+    // Objects retired into this bag and not yet freed (pending() sums them).
+    // Per record, so that writers on different cores do not bounce one
+    // shared counter line on every retire.
+    std::atomic<std::size_t> held{0};
   };
 
   struct state {
     std::atomic<std::uint64_t> global{1};
     std::atomic<record*> head{nullptr};
-    std::atomic<std::size_t> pending{0};
     ~state() {
       record* r = head.load(std::memory_order_acquire);
       while (r) {
@@ -200,6 +203,7 @@ class epoch_domain {
       {
         std::lock_guard lock(r->bag_mutex);
         bag.swap(r->bag);
+        r->held.store(0, std::memory_order_relaxed);  // relaxed: no other user left
       }
       for (auto& x : bag) x.reclaim(x.ptr);
     }
@@ -314,8 +318,9 @@ class epoch_domain {
         }
       }
     }
-    // relaxed: a statistic.
-    state_->pending.fetch_add(1, std::memory_order_relaxed);
+    // relaxed: a statistic (barrier() polls it; the frees it waits for are
+    // ordered by the bag mutex and the epoch, not by this counter).
+    r->held.fetch_add(1, std::memory_order_relaxed);
     if (n % kCollectEvery == 0) {
       // A writer usually retires while pinned (it unlinked the object inside
       // its read-side section). Collecting then would keep this thread's
@@ -351,11 +356,15 @@ class epoch_domain {
     // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
     const std::uint64_t g = state_->global.load(std::memory_order_acquire);
     std::vector<retired> ready;
+    std::vector<std::pair<record*, std::size_t>> taken;  // per record: how many of ready
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
       std::lock_guard lock(r->bag_mutex);
       std::size_t count = 0;
       for (const auto& x : r->bag) count += x.tag + 2 <= g;
+      if (count == 0) continue;
+      taken.reserve(taken.size() + 1);      // may throw: nothing moved yet
       ready.reserve(ready.size() + count);  // may throw: nothing moved yet
+      taken.emplace_back(r, count);
       auto keep = r->bag.begin();
       for (auto& x : r->bag) {
         if (x.tag + 2 <= g)
@@ -366,7 +375,7 @@ class epoch_domain {
       r->bag.erase(keep, r->bag.end());
     }
     for (auto& x : ready) x.reclaim(x.ptr);
-    state_->pending.fetch_sub(ready.size(), std::memory_order_relaxed);  // relaxed: a statistic
+    for (auto [r, count] : taken) r->held.fetch_sub(count, std::memory_order_relaxed);  // relaxed: a statistic
     return ready.size();
   }
 
@@ -378,7 +387,13 @@ class epoch_domain {
     }
   }
 
-  std::size_t pending() const { return state_->pending.load(std::memory_order_relaxed); }
+  // Objects retired and not yet freed, summed over the records.
+  std::size_t pending() const {
+    std::size_t n = 0;
+    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next)
+      n += r->held.load(std::memory_order_relaxed);  // relaxed: a statistic
+    return n;
+  }
   std::uint64_t epoch() const { return state_->global.load(std::memory_order_relaxed); }
 
  private:
