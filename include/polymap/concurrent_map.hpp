@@ -535,10 +535,14 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     table* fresh;
     try {
       const std::size_t live = t->size();  // exact: every group is frozen (I4)
-      // A full table (force) has live = capacity, so 2 * live always grows it;
-      // a dirty one may come out smaller. Either way the new maximum load
-      // exceeds live, so the insert that asked for the rebuild fits.
-      fresh = new table(table::groups_for(std::max({2 * live, min_entries, std::size_t{1}})));
+      // Room for a quarter more than live: a table at its maximum load (7/8)
+      // or full (force) doubles, since 5/4 of 7/8 of its capacity exceeds
+      // the maximum load of the same group count; a dirty one may come out
+      // the same size or smaller. Either way the new maximum load exceeds
+      // live, so the insert that asked for the rebuild fits. (2 * live, used
+      // before, quadrupled a table at its maximum load: 2 * 7/8 > 1 rounds up
+      // to four times the groups, leaving 10,000 u64 keys at 33% load.)
+      fresh = new table(table::groups_for(std::max({live + live / 4 + 1, min_entries, std::size_t{1}})));
     } catch (...) {
       t->thaw_all();
       throw;
