@@ -195,9 +195,9 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
   // --- writes ----------------------------------------------------------------
   bool insert(K k, V v) {
     const std::size_t h = hash_of(k);
+    std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});
     for (;;) {
       if (find_node(h, n->key)) return false;
       if (publish(h, nullptr, n.get())) {
@@ -209,9 +209,9 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
 
   bool insert_or_assign(K k, V v) {
     const std::size_t h = hash_of(k);
+    std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});
     node* replaced = nullptr;
     publish_impl(h, n.get(), nullptr, &replaced);  // cannot fail: no expectation
     n.release();

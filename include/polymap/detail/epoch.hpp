@@ -44,6 +44,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -132,10 +133,11 @@ class epoch_domain {
     std::atomic<std::uint64_t> announce{0};
     // True while a live thread owns this record.
     std::atomic<bool> claimed{false};
-    record* next = nullptr;    // immutable once the record is published
-    unsigned nest = 0;         // owner only
-    bool reclaim_due = false;  // owner only: retire() asked for a collection while pinned
-    std::mutex bag_mutex;      // Protects: bag. Owner and collectors.
+    record* next = nullptr;        // immutable once the record is published
+    unsigned nest = 0;             // owner only
+    bool reclaim_due = false;      // owner only: retire() asked for a collection while pinned
+    std::uint64_t scanned_at = 0;  // owner only: the epoch of this thread's last collection
+    std::mutex bag_mutex;          // Protects: bag. Owner and collectors.
     std::vector<retired> bag;
     // Objects retired into this bag and not yet freed (pending() sums them).
     // Per record, so that writers on different cores do not bounce one
@@ -145,6 +147,8 @@ class epoch_domain {
 
   struct state {
     std::atomic<std::uint64_t> global{1};
+    // steady_clock nanoseconds before which collect() does not try to advance.
+    std::atomic<std::int64_t> next_advance{0};
     std::atomic<record*> head{nullptr};
     ~state() {
       record* r = head.load(std::memory_order_acquire);
@@ -254,10 +258,7 @@ class epoch_domain {
         // thread's announcement does not hold the epoch back while it frees.
         if (r->reclaim_due) [[unlikely]] {
           r->reclaim_due = false;
-          try {
-            dom_->try_reclaim();
-          } catch (...) {  // out of memory: reclamation waits for the next try
-          }
+          dom_->collect(r);
         }
       }
     }
@@ -333,10 +334,7 @@ class epoch_domain {
       if (r->nest > 0) {
         r->reclaim_due = true;
       } else {
-        try {
-          try_reclaim();
-        } catch (...) {  // out of memory: reclamation waits for the next try
-        }
+        collect(r);
       }
     }
   }
@@ -354,10 +352,53 @@ class epoch_domain {
   std::size_t try_reclaim() {
     try_advance();
     // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
-    const std::uint64_t g = state_->global.load(std::memory_order_acquire);
+    return free_ready(state_->global.load(std::memory_order_acquire));
+  }
+
+  // At most one advance attempt per this interval, process-wide per domain.
+  // An attempt costs a membarrier(2): an interrupt to every CPU running this
+  // process, several microseconds in a VM, and concurrent callers serialize
+  // on a kernel mutex. Unthrottled (every 64 retires of every thread), two
+  // writer threads spent over half their time in it and ran at a third of
+  // one thread's rate. With the throttle, objects wait a few hundred
+  // microseconds longer; bags stay bounded by the retire rate times that.
+  static constexpr std::int64_t kAdvanceIntervalNs = 100'000;
+
+ private:
+  // The periodic collection of retire() (or of the unpin it was deferred
+  // to). Never throws: out of memory, reclamation waits for the next try.
+  void collect(record* r) noexcept {
+    try {
+      const std::int64_t now =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+              .count();
+      // relaxed: a throttle; the CAS only elects one attempt per interval.
+      std::int64_t next = state_->next_advance.load(std::memory_order_relaxed);
+      if (now >= next &&
+          state_->next_advance.compare_exchange_strong(next, now + kAdvanceIntervalNs, std::memory_order_relaxed))
+        try_advance();
+      // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
+      const std::uint64_t g = state_->global.load(std::memory_order_acquire);
+      if (g == r->scanned_at) return;  // nothing became free since this thread last looked
+      r->scanned_at = g;
+      // Only this thread's bag (and those of exited threads): each thread
+      // frees about as many nodes as it retires, so per-thread allocator
+      // caches (node_pool.hpp) stay balanced, and no collector takes the
+      // other threads' bag mutexes.
+      free_ready(g, r);
+    } catch (...) {
+    }
+  }
+
+ public:
+  // Frees what invariant 2 allows at epoch g, from every thread's bag, or
+  // (own != nullptr) from own's bag and the bags of exited threads.
+  std::size_t free_ready(std::uint64_t g, record* own = nullptr) {
     std::vector<retired> ready;
     std::vector<std::pair<record*, std::size_t>> taken;  // per record: how many of ready
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+      // relaxed: a hint; the bag itself is read under its mutex.
+      if (own && r != own && r->claimed.load(std::memory_order_relaxed)) continue;
       std::lock_guard lock(r->bag_mutex);
       std::size_t count = 0;
       for (const auto& x : r->bag) count += x.tag + 2 <= g;

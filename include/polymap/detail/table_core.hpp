@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "polymap/detail/group.hpp"
+#include "polymap/detail/node_pool.hpp"
 
 namespace polymap::detail {
 
@@ -56,6 +57,11 @@ struct map_node {
   std::size_t hash;
   K key;
   V value;
+
+  // Nodes come from a per-thread free list (node_pool.hpp): a write
+  // allocates one and, a grace period later, frees the one it replaced.
+  static void* operator new(std::size_t) { return node_pool<sizeof(map_node), alignof(map_node)>::allocate(); }
+  static void operator delete(void* p) noexcept { node_pool<sizeof(map_node), alignof(map_node)>::deallocate(p); }
 };
 
 // What one lookup cost: groups visited, and tag matches whose key differed.
