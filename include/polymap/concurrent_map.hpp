@@ -112,17 +112,28 @@
 //     match, so a popular key bounces one line between reading cores. Ours
 //     take none (a lookup is loads only), which is the whole point.
 //   - Inline slots for trivially copyable K and V, read under the seqlock:
-//     one fewer cache miss per lookup (no node). Not implemented yet; the
-//     version words and read_begin/read_valid are in place for it. It is the
-//     next step: measured (2-core AMD EPYC shared with builds, load ~11, so
-//     only ratios mean anything; u64 -> u64, N = 10,000, 100% hits), find is
-//     4.3-4.8 Mops/s on one thread against 7.1-7.2 for locked_map and 16-20
-//     for an unsynchronized boost::unordered_flat_map; perf puts ~40% of the
-//     time on the node load and ~20% on the slot load (three dependent
-//     misses: metadata, slot, node; the flat map has two), and the epoch pin
-//     (a store and a fence, ~15-30 ns here) on top. bulk_find, one pin per
-//     call and overlapped misses, does 12.6-14.5 Mops/s. Two threads: 7.0-7.6
-//     against locked_map's 9.1-11.0.
+//     one fewer dependent miss per lookup (no node). Written and tested on
+//     branch wip/inline-slots, not merged: it measured no faster while the
+//     epoch pin cost ~20-40 ns, and it does not apply to the default
+//     V = polymap::value (a payload pointer with a reference count is not
+//     trivially copyable), which is what the benchmark and the users run.
+//     The seqlock read side (read_begin/read_valid) stays for it.
+//
+// WHAT MADE IT FASTER (session 2, u64 -> u64, N = 10,000, 2-core VM; every
+//   number is a same-run comparison, the machine is noisy)
+//   - epoch pin: the thread's record is cached in a constinit thread_local
+//     (one compare instead of a scan): pin+unpin 7 -> 2-3 ns.
+//   - layout: metadata, slots and version word of a group in one 144-byte
+//     block: 1-thread find 19-25 -> 12-18 ns.
+//   - growth doubles (it quadrupled, leaving 33% load: more cache misses).
+//   - writes: the epoch no longer collects while pinned, advances at most
+//     every 100 us (membarrier is an IPI to every CPU: unthrottled, two
+//     writers spent most of their time in the kernel), each thread frees its
+//     own bag into a per-thread node pool (node_pool.hpp), the node is
+//     allocated before the stripe lock, and insert_or_assign looks the key up
+//     once. 2-thread update loop: 1.9 -> 6-7 Mops/s; 1 thread 8 -> 12.
+//   Still: a write costs a node, a retire and three dependent misses, and
+//   locked_map's in-place update on one thread is ~2-3x faster.
 //   - Boost's per-group insert counters instead of key stripes: one
 //     fetch_add per insert instead of a lock, but the counter retry path
 //     calls user callbacks (update) again; stripes call them once.
