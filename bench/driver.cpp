@@ -317,6 +317,9 @@ double prefill_seconds(key_kind k, std::size_t n) {
   return static_cast<double>(n) * per_key_seconds(k, n);
 }
 
+}  // namespace
+
+// Declared in driver.hpp (bench/publish.cpp uses it too).
 machine_info detect_machine() {
   machine_info mi;
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -340,6 +343,8 @@ machine_info detect_machine() {
   mi.date = buf;
   return mi;
 }
+
+namespace {
 
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -69,6 +69,9 @@ results run(const matrix& m, const std::function<void(const progress&)>& on_prog
 // checks size. Returns "" if it behaved, else what went wrong.
 std::string check_adapter(const std::string& map, key_kind keys, std::size_t n);
 
+// The CPU, core count, compiler, build type and date of this run.
+machine_info detect_machine();
+
 // Heap bytes live right now by the counting operator new, and whether it
 // counts; exposed for the tests.
 long long counted_heap_bytes();

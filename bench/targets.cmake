@@ -1,5 +1,6 @@
-# polymap_bench: the benchmark's adapters, workloads, driver and report, as a
-# library for `polymap bench` and tests/bench_*_test.cpp. Included from
+# polymap_bench: the benchmark's adapters, workloads, driver and report, and
+# the read-while-publishing benchmark (publish.cpp), as a library for
+# `polymap bench` and tests/bench_*_test.cpp. Included from
 # tools/polymap/CMakeLists.txt (tools/ is configured before bench/, and the
 # CLI links this) or else from bench/CMakeLists.txt.
 #
@@ -12,7 +13,8 @@ endif()
 find_package(nlohmann_json REQUIRED)
 set(_bench ${PROJECT_SOURCE_DIR}/bench)
 add_library(polymap_bench STATIC
-  ${_bench}/alloc_counter.cpp ${_bench}/driver.cpp ${_bench}/report.cpp ${_bench}/results.cpp)
+  ${_bench}/alloc_counter.cpp ${_bench}/checked_overhead.cpp ${_bench}/driver.cpp ${_bench}/publish.cpp
+  ${_bench}/report.cpp ${_bench}/results.cpp)
 target_include_directories(polymap_bench PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(polymap_bench PUBLIC polymap::polymap nlohmann_json::nlohmann_json)
 target_compile_definitions(polymap_bench PUBLIC POLYMAP_HAVE_BENCH=1

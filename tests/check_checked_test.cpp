@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <barrier>
+#include <chrono>
 #include <functional>
 #include <latch>
 #include <mutex>
@@ -156,6 +157,44 @@ TYPED_TEST(Checked, EveryOverlappingReadWritePairIsReported) {
     }
     EXPECT_NE(r.here.thread, r.other.thread);
   }
+}
+
+// The test mode (widen_window) stretches every window, reads included (in
+// validate mode reads then take the out-of-line path), and reports nothing
+// by itself; switching it off again restores the plain windows.
+TYPED_TEST(Checked, TestModeWidensEveryWindowWithoutFalseReports) {
+  using namespace std::chrono_literals;
+  using clock = std::chrono::steady_clock;
+  check::checked<std::unordered_map<int, int>, TypeParam::value> m;
+  m.widen_window(2ms);
+  const auto t0 = clock::now();
+  m.insert_or_assign(1, 1);
+  const auto t1 = clock::now();
+  EXPECT_TRUE(m.contains(1));
+  const auto t2 = clock::now();
+  EXPECT_EQ(m.find(1)->second, 1);
+  const auto t3 = clock::now();
+  EXPECT_GE(t1 - t0, 2ms);
+  EXPECT_GE(t2 - t1, 2ms);
+  EXPECT_GE(t3 - t2, 2ms);
+  m.widen_window(0ns);
+  m.insert_or_assign(2, 2);
+  EXPECT_TRUE(m.contains(2));
+  EXPECT_EQ(this->rec.count(), 0u);
+}
+
+TYPED_TEST(Checked, OverlapsAreReportedInTestModeToo) {
+  constexpr int kRounds = 10;
+  check::checked<sync_stub, TypeParam::value> m;
+  m.unchecked().insert_or_assign(7, 7);
+  m.widen_window(std::chrono::microseconds(100));
+  std::barrier both_inside(2);
+  m.unchecked().gate = [&] { both_inside.arrive_and_wait(); };
+  for (int i = 0; i < kRounds; ++i) {
+    run_two([&] { (void)m.find(7); }, [&] { m.insert_or_assign(7, i); });
+  }
+  EXPECT_EQ(this->rec.count(check::conflict::read_write), static_cast<std::size_t>(kRounds));
+  EXPECT_EQ(this->rec.count(), static_cast<std::size_t>(kRounds));
 }
 
 TYPED_TEST(Checked, OverlappingReadsAreNotReported) {

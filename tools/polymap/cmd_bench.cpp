@@ -1,6 +1,8 @@
 // polymap bench — throughput of polymap's maps and the packaged peers over a
 // matrix of workloads, with progress, a table, JSON, and an HTML report.
-// `polymap bench report` renders the report again from a saved JSON.
+// `polymap bench report` renders the report again from a saved JSON;
+// `polymap bench publish` (cmd_bench_publish.cpp) reads while a writer publishes;
+// `polymap bench checked` (cmd_bench_checked.cpp) measures checked<>'s overhead.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +23,13 @@
 #include "bench/driver.hpp"
 #include "bench/report.hpp"
 #endif
+
+namespace polymap::cli {
+// cmd_bench_publish.cpp: adds `bench publish` under `bench`.
+CLI::App* add_bench_publish(CLI::App& bench);
+// cmd_bench_checked.cpp: adds `bench checked` under `bench`.
+CLI::App* add_bench_checked(CLI::App& bench);
+}  // namespace polymap::cli
 
 namespace {
 
@@ -202,11 +211,13 @@ void add_bench(CLI::App& root) {
   report->add_option("--html", args->html_path, "Write the HTML report here");
   report->add_option("--svg", args->svg_path, "Write the headline throughput chart here");
   report->add_option("--hashstat", args->hashstat_path, "Add charts of a `polymap hashstat --json` file");
+  auto* publish = polymap::cli::add_bench_publish(*cmd);
+  auto* checked = polymap::cli::add_bench_checked(*cmd);
 
 #ifdef POLYMAP_HAVE_BENCH
   report->callback([args] { run_report(*args); });
-  cmd->callback([args, report] {
-    if (report->parsed()) return;
+  cmd->callback([args, report, publish, checked] {
+    if (report->parsed() || publish->parsed() || checked->parsed()) return;
     run_bench(*args);
   });
 #else
@@ -215,8 +226,8 @@ void add_bench(CLI::App& root) {
     throw CLI::RuntimeError(2);
   };
   report->callback(unavailable);
-  cmd->callback([report, unavailable] {
-    if (!report->parsed()) unavailable();
+  cmd->callback([report, publish, checked, unavailable] {
+    if (!report->parsed() && !publish->parsed() && !checked->parsed()) unavailable();
   });
 #endif
 }

@@ -24,7 +24,9 @@
 // COMPILE-TIME CHECKS UNDER CLANG
 //   The mutexes are Clang "capabilities", the container member is
 //   GUARDED_BY(mutex_) and get()/get_shared() REQUIRE it, so
-//   `clang++ -Wthread-safety` rejects an unlocked caller before it runs. Lock
+//   `clang++ -Wthread-safety` rejects an unlocked caller before it runs
+//   (tests/tsa/ holds the negative-compile tests; under clang 14 operator->
+//   is checked at run time only, see POLYMAP_ARROW_REQUIRES). Lock
 //   with polymap::check::lock_guard / shared_lock_guard (annotated); the
 //   standard std::lock_guard works at run time but clang's analysis cannot see
 //   through it. Under g++ the annotations are empty and the run-time check
@@ -53,6 +55,21 @@
 #include "polymap/check/annotations.hpp"
 #include "polymap/check/report.hpp"
 #include "polymap/check/site.hpp"
+
+// clang 14's analysis does not bind `this` to the object of an overloaded
+// operator call: `g->size()` with g.mutex() held is rejected ("requires
+// holding mutex 'mutex_'", found near match 'g.mutex_'), so annotating
+// operator-> would make correct code fail under -Werror. There operator-> is
+// checked at run time only; get() and get_shared() are checked at compile
+// time (tests/tsa). Seen with clang 14; if a newer clang rejects
+// tests/tsa/good.cpp the same way, widen this condition.
+#if defined(__clang__) && __clang_major__ <= 14
+#define POLYMAP_ARROW_REQUIRES(x) POLYMAP_NO_THREAD_SAFETY_ANALYSIS
+#define POLYMAP_ARROW_REQUIRES_SHARED(x) POLYMAP_NO_THREAD_SAFETY_ANALYSIS
+#else
+#define POLYMAP_ARROW_REQUIRES(x) POLYMAP_REQUIRES(x)
+#define POLYMAP_ARROW_REQUIRES_SHARED(x) POLYMAP_REQUIRES_SHARED(x)
+#endif
 
 namespace polymap::check {
 
@@ -211,8 +228,10 @@ class guarded {
     if (!mutex_.held_shared_by_me()) unlocked("get_shared", l, "hold mutex() (shared is enough) to read");
     return map_;
   }
-  M* operator->() POLYMAP_REQUIRES(mutex_) { return &get(loc::current("(unknown)", "guarded::operator->", 0)); }
-  const M* operator->() const POLYMAP_REQUIRES_SHARED(mutex_) {
+  // g->find(k): get() / get_shared() with an unknown call site. See
+  // POLYMAP_ARROW_REQUIRES below for clang 14.
+  M* operator->() POLYMAP_ARROW_REQUIRES(mutex_) { return &get(loc::current("(unknown)", "guarded::operator->", 0)); }
+  const M* operator->() const POLYMAP_ARROW_REQUIRES_SHARED(mutex_) {
     return &get_shared(loc::current("(unknown)", "guarded::operator->", 0));
   }
 

@@ -17,11 +17,40 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <thread>
 
 #include "polymap/check/report.hpp"
 
+// A detector's fast path: always inlined under g++ and clang, so that a
+// checked call costs its few instructions and no call.
+#if defined(__GNUC__) || defined(__clang__)
+#define POLYMAP_CHECK_INLINE [[gnu::always_inline]] inline
+#else
+#define POLYMAP_CHECK_INLINE inline
+#endif
+
 namespace polymap::check {
+
+namespace detail {
+// The calling thread's id, cached per thread: std::this_thread::get_id() is a
+// call into the C library (pthread_self), too much for a fast path that runs
+// on every call. constinit: no dynamic initialization, so reading it is a
+// plain thread-local load (no TLS guard). A fork()ed child keeps the parent
+// thread's id, as pthread_self() does.
+constinit inline thread_local std::optional<std::thread::id> cached_thread_id{};
+
+[[gnu::noinline]] inline std::thread::id cache_thread_id() noexcept {
+  cached_thread_id = std::this_thread::get_id();
+  return *cached_thread_id;
+}
+
+POLYMAP_CHECK_INLINE std::thread::id this_thread_id() noexcept {
+  if (cached_thread_id) [[likely]]
+    return *cached_thread_id;
+  return cache_thread_id();
+}
+}  // namespace detail
 
 class source_location {
  public:
@@ -50,14 +79,14 @@ class source_location {
 // report, never used for a decision).
 class site_slot {
  public:
-  void store(const char* op, const source_location& where) noexcept {
+  POLYMAP_CHECK_INLINE void store(const char* op, const source_location& where) noexcept {
     // relaxed, all five: read only by load() below when a report is being
     // made; must not synchronize the watched threads (see the file comment).
     op_.store(op, std::memory_order_relaxed);
     file_.store(where.file_name(), std::memory_order_relaxed);
     function_.store(where.function_name(), std::memory_order_relaxed);
     line_.store(where.line(), std::memory_order_relaxed);
-    thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    thread_.store(detail::this_thread_id(), std::memory_order_relaxed);
   }
   site load() const noexcept {
     site s;

@@ -1,4 +1,4 @@
-// tools/polymap/lab/hazard_cases.hpp — the bodies of scenarios 2-6, one
+// tools/polymap/lab/hazard_cases.hpp — the bodies of scenarios 2-7, one
 // function per case, shared by the lab (which counts their outcomes) and by
 // the sanitizer child binaries polymap_lab_tsan / polymap_lab_asan (which run
 // the very same code under ThreadSanitizer or AddressSanitizer, so that the
@@ -32,6 +32,7 @@ static_assert(POLYMAP_CHECKED_REFS, "hazard_cases.hpp: include it before polymap
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "lab.hpp"
 #include "polymap/check/checked.hpp"
@@ -540,6 +541,139 @@ inline round_counts shared_polymap(int n) {
   run_pair(body, body);
   round_counts c;
   c.lost = 2 * n - m.find("c")->get_if<hit_counter>()->n;
+  return c;
+}
+
+// --- scenario 7: ThreadSanitizer's bounded memory -------------------------------------
+// A struct whose fields are protected by a mutex; most code takes it (the
+// helpers), two places forget: thread A writes `racy`, later thread Z writes
+// it again, with nothing ordering the two writes (relaxed atomics only, see
+// the file comment). A data race, which ThreadSanitizer can only report if it
+// still remembers A's write when Z's arrives:
+//   close:    Z writes right after A: the control.
+//   far:      A makes `work` other memory accesses (and as many calls) between
+//             its write and Z's: TSan's per-thread history of A is overwritten.
+//   crowded:  `helpers` threads, correctly locked among themselves, write the
+//             other four bytes of the same 8-byte word `work` times each before
+//             Z writes: TSan keeps 4 shadow cells per 8 bytes, and theirs
+//             replace A's.
+//   crowded_control: the same helpers and work on another word.
+// Every thread lives until Z has written (a finished thread is a different
+// story in TSan's bookkeeping), blocked in a futex wait rather than spinning,
+// so that A adds next to nothing to its own history after its write except
+// in the far mode.
+enum class shadow_mode { close, far, crowded, crowded_control };
+
+// The sizes the lab and the sanitizer child use. far: clang 14's runtime lost
+// A's write from about 100,000 accesses on, in our runs; crowded: 4 helpers x
+// 4 writes already take A's shadow cell in most runs.
+inline constexpr long kShadowFarWork = 1'000'000;
+inline constexpr int kShadowHelpers = 4;
+inline constexpr long kShadowHelperWork = 4;
+
+struct alignas(8) shadow_word {
+  std::uint32_t racy = 0;
+  std::uint8_t other[4] = {};  // the same 8 bytes as racy, for the helpers
+};
+
+// Distinct instrumented accesses and calls, for the "far" mode.
+[[gnu::noinline]] inline void shadow_filler(std::uint64_t* scratch, std::size_t i) {
+  scratch[i & 4095] += i;
+}
+
+// The schedule: a_write() on A; helper(t, i) on each helper (in the crowded
+// modes); z_write() on Z once A has written and the helpers are done.
+template <class AWrite, class Helper, class ZWrite>
+void shadow_schedule(shadow_mode mode, long work, int helpers, AWrite a_write, Helper helper, ZWrite z_write) {
+  const int n_helpers = mode == shadow_mode::crowded || mode == shadow_mode::crowded_control ? helpers : 0;
+  std::atomic<int> written{0}, helpers_done{0}, finished{0};
+  std::vector<std::uint64_t> scratch(mode == shadow_mode::far ? 4096 : 0);
+  std::latch start(2 + n_helpers);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    start.arrive_and_wait();
+    a_write();
+    if (mode == shadow_mode::far) {
+      for (long i = 0; i < work; ++i) shadow_filler(scratch.data(), static_cast<std::size_t>(i));
+    }
+    written.store(1, std::memory_order_relaxed);  // relaxed: see the file comment
+    finished.wait(0, std::memory_order_relaxed);  // relaxed: see the file comment
+  });
+  for (int t = 0; t < n_helpers; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      await(written, 1);
+      for (long i = 0; i < work; ++i) helper(t, i);
+      helpers_done.fetch_add(1, std::memory_order_relaxed);  // relaxed: see the file comment
+      finished.wait(0, std::memory_order_relaxed);           // relaxed: see the file comment
+    });
+  }
+  threads.emplace_back([&] {
+    start.arrive_and_wait();
+    await(written, 1);
+    await(helpers_done, n_helpers);
+    z_write();
+    // relaxed: see the file comment. The wake-up may order Z before the
+    // waiters' later steps; A's write is already behind it, unordered.
+    finished.store(1, std::memory_order_relaxed);
+    finished.notify_all();
+  });
+  for (auto& t : threads) t.join();
+}
+
+// The naive program. wrong = a final value other than Z's.
+inline round_counts shadow_naive(shadow_mode mode, long work, int helpers) {
+  auto w = std::make_unique<shadow_word>();
+  auto elsewhere = std::make_unique<shadow_word>();
+  std::mutex mutex;  // Protects: *w and *elsewhere (A and Z forget to take it).
+  shadow_word& target = mode == shadow_mode::crowded ? *w : *elsewhere;
+  shadow_schedule(
+      mode, work, helpers, [&] { w->racy = 1; },
+      [&](int t, long i) {
+        std::lock_guard l(mutex);
+        target.other[(t + i) & 3] = static_cast<std::uint8_t>(i);
+      },
+      [&] { w->racy = 2; });
+  round_counts c;
+  c.wrong = w->racy != 2;
+  return c;
+}
+
+// Writes racy through guarded<>::get() without the container's mutex: the
+// forgetful writes of A and Z, kept out of clang's compile-time analysis.
+inline void shadow_forgetful_write(check::guarded<shadow_word>& g, std::uint32_t v) POLYMAP_NO_THREAD_SAFETY_ANALYSIS {
+  g.get().racy = v;
+}
+
+// The same program through guarded<>: the helpers lock its mutex, A and Z do
+// not, and both of their writes are reported, whatever TSan remembers.
+inline round_counts shadow_guarded(shadow_mode mode, long work, int helpers) {
+  check::guarded<shadow_word> g;
+  check::guarded<shadow_word> elsewhere;
+  check::guarded<shadow_word>& target = mode == shadow_mode::crowded ? g : elsewhere;
+  shadow_schedule(
+      mode, work, helpers, [&] { shadow_forgetful_write(g, 1); },
+      [&](int t, long i) {
+        check::lock_guard l(target.mutex());
+        target.get().other[(t + i) & 3] = static_cast<std::uint8_t>(i);
+      },
+      [&] { shadow_forgetful_write(g, 2); });
+  round_counts c;
+  c.wrong = g.with_lock([](const shadow_word& w) { return w.racy; }) != 2;
+  return c;
+}
+
+// The same job on polymap::locked_map: the field is a key, every write locked.
+inline round_counts shadow_polymap(shadow_mode mode, long work, int helpers) {
+  polymap::locked_map<int, std::uint32_t> m;
+  shadow_schedule(
+      mode, work, helpers, [&] { m.insert_or_assign(0, 1); },
+      [&](int t, long i) { m.insert_or_assign(1 + ((t + i) & 3), static_cast<std::uint32_t>(i)); },
+      [&] { m.insert_or_assign(0, 2); });
+  round_counts c;
+  const auto v = m.find(0);
+  c.lost = v ? 0 : 1;
+  c.wrong = v && *v != 2;
   return c;
 }
 

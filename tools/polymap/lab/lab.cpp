@@ -245,23 +245,39 @@ std::string_view child_name(sanitizer s) {
   return s == sanitizer::thread ? "polymap_lab_tsan" : "polymap_lab_asan";
 }
 
-std::string find_sanitizer_child(sanitizer s) {
+namespace {
+// $env if set (and executable), else `name` next to this binary or in
+// ../tools/polymap/ (for tests); "" if none.
+std::string find_child(const char* env_name, std::string_view name) {
   namespace fs = std::filesystem;
-  const char* env = std::getenv(s == sanitizer::thread ? "POLYMAP_LAB_TSAN" : "POLYMAP_LAB_ASAN");
+  const char* env = std::getenv(env_name);
   if (env && *env) return ::access(env, X_OK) == 0 ? std::string(env) : std::string();
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
   for (const fs::path& dir : {self.parent_path(), self.parent_path() / ".." / "tools" / "polymap"}) {
-    const fs::path p = dir / std::string(child_name(s));
+    const fs::path p = dir / std::string(name);
     if (::access(p.c_str(), X_OK) == 0) return p.lexically_normal().string();
   }
   return {};
 }
+}  // namespace
+
+std::string find_sanitizer_child(sanitizer s) {
+  return find_child(s == sanitizer::thread ? "POLYMAP_LAB_TSAN" : "POLYMAP_LAB_ASAN", child_name(s));
+}
+
+std::string find_clang_tsan_child() {
+  return find_child("POLYMAP_LAB_TSAN_CLANG", "polymap_lab_tsan_clang");
+}
 
 child_run run_sanitizer_child(sanitizer s, std::string_view case_name, unsigned timeout_s) {
+  return run_child_binary(find_sanitizer_child(s), s, case_name, timeout_s);
+}
+
+child_run run_child_binary(const std::string& binary, sanitizer s, std::string_view case_name, unsigned timeout_s) {
   child_run r;
-  r.binary = find_sanitizer_child(s);
+  r.binary = binary;
   if (r.binary.empty()) return r;
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
@@ -314,6 +330,10 @@ child_run run_sanitizer_child(sanitizer s, std::string_view case_name, unsigned 
       }
       r.headline = line;
     }
+  }
+  for (std::size_t pos = out.find("[failed to restore the stack]"); pos != std::string::npos;
+       pos = out.find("[failed to restore the stack]", pos + 1)) {
+    ++r.stacks_lost;
   }
   long long lost = 0, wrong = 0, reports = 0;
   if (auto pos = out.find("counts lost=");

@@ -106,6 +106,7 @@ struct child_run {
   int signal = 0;          // the signal that ended it, 0 if none
   bool timed_out = false;  // ended by the time limit
   int reports = 0;         // sanitizer reports seen in its output
+  int stacks_lost = 0;     // TSan: "[failed to restore the stack]" (the other access's history is gone)
   std::string headline;    // the first report's kind, e.g. "data race", "heap-use-after-free"
   bool counts_ok = false;  // the case finished and printed its counts
   round_counts counts;
@@ -113,6 +114,16 @@ struct child_run {
 
 // Runs `case_name` in the child (bounded by timeout_s, killed after).
 child_run run_sanitizer_child(sanitizer s, std::string_view case_name, unsigned timeout_s = 60);
+
+// polymap_lab_tsan_clang: the TSan child built by clang++-14 with LLVM's
+// runtime (scenario 7 compares runtimes), where clang++-14 was found at
+// configure time; $POLYMAP_LAB_TSAN_CLANG, then the same places as the
+// others. "" where none was built.
+std::string find_clang_tsan_child();
+
+// Runs `case_name` in the given child binary (as run_sanitizer_child does);
+// binary "" gives a run with ran = false.
+child_run run_child_binary(const std::string& binary, sanitizer s, std::string_view case_name, unsigned timeout_s = 60);
 
 // One cell of the table: "REPORTED: data race", "silent", "not run (...)".
 std::string sanitizer_verdict(const child_run& r, sanitizer s);

@@ -59,6 +59,15 @@ const case_entry kCases[] = {
     {"ref_after_overwrite", [] { return cases::ref_after_overwrite_naive(50); }},
     {"shared_in_place", [] { return cases::shared_in_place_naive(2000); }},
     {"load_then_store", [] { return cases::load_then_store_naive(2000); }},
+    // Scenario 7: one racing pair per run; the lab runs the child once per round.
+    {"tsan_shadow_close", [] { return cases::shadow_naive(cases::shadow_mode::close, 0, 0); }},
+    {"tsan_shadow_far", [] { return cases::shadow_naive(cases::shadow_mode::far, cases::kShadowFarWork, 0); }},
+    {"tsan_shadow_crowded",
+     [] { return cases::shadow_naive(cases::shadow_mode::crowded, cases::kShadowHelperWork, cases::kShadowHelpers); }},
+    {"tsan_shadow_crowded_control",
+     [] {
+       return cases::shadow_naive(cases::shadow_mode::crowded_control, cases::kShadowHelperWork, cases::kShadowHelpers);
+     }},
 };
 
 }  // namespace
