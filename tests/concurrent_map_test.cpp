@@ -438,3 +438,216 @@ TEST(ConcurrentMap, NonAvalanchingHashIsPostMixed) {
   ASSERT_FALSE(s.probe_length_histogram.empty());
   EXPECT_GT(s.probe_length_histogram[0], s.size * 9 / 10);
 }
+
+// --- the inline layout (keys and values in the slots) -------------------------
+
+static_assert(polymap::concurrent_map<std::uint64_t, polymap::value>::inline_slots);
+static_assert(polymap::concurrent_map<std::uint64_t, std::uint64_t>::inline_slots);
+static_assert(polymap::concurrent_map<std::int32_t, double>::inline_slots);
+static_assert(!polymap::concurrent_map<std::string, polymap::value>::inline_slots);
+static_assert(!polymap::concurrent_map<std::uint64_t, tracked>::inline_slots);
+static_assert(!polymap::concurrent_map<const char*, int>::inline_slots);
+
+namespace {
+
+// A user payload that counts its live instances (polymap::value keeps it in
+// a reference-counted heap payload).
+struct counted_payload {
+  static inline std::atomic<long> live{0};
+  std::uint64_t key = 0, serial = 0;
+  counted_payload(std::uint64_t k, std::uint64_t s) : key(k), serial(s) { live.fetch_add(1); }
+  counted_payload(const counted_payload& o) : key(o.key), serial(o.serial) { live.fetch_add(1); }
+  counted_payload& operator=(const counted_payload&) = default;
+  ~counted_payload() { live.fetch_sub(1); }
+  bool operator==(const counted_payload& o) const { return key == o.key && serial == o.serial; }
+};
+
+using inline_value_map = polymap::concurrent_map<std::uint64_t, polymap::value>;
+
+}  // namespace
+
+// Every operation of the stable API on a u64 -> polymap::value map, with
+// scalar, string and user-payload values; every payload reference the table
+// held is dropped once the map is gone and the epoch drained.
+TEST(ConcurrentMapInline, WholeApiWithPayloadValues) {
+  auto& domain = polymap::detail::epoch_domain::global();
+  domain.barrier();
+  const long before = counted_payload::live.load();
+  {
+    inline_value_map m;
+    EXPECT_TRUE(m.insert(1, std::int64_t{10}));
+    EXPECT_FALSE(m.insert(1, std::int64_t{11}));
+    EXPECT_TRUE(m.insert(2, std::string("two")));
+    EXPECT_TRUE(m.insert(3, counted_payload(3, 0)));
+    EXPECT_TRUE(m.insert(4, true));
+    EXPECT_TRUE(m.insert(5, 2.5));
+    EXPECT_EQ(m.size(), 5u);
+    EXPECT_EQ(m.find(1)->get<std::int64_t>(), 10);
+    EXPECT_EQ(m.find(2)->get<std::string>(), "two");
+    EXPECT_EQ(m.find(3)->get<counted_payload>().value().serial, 0u);
+    EXPECT_EQ(m.find(4)->get<bool>(), true);
+    EXPECT_EQ(m.find(5)->get<double>(), 2.5);
+    EXPECT_FALSE(m.find(6).has_value());
+    EXPECT_FALSE(m.contains(6));
+    EXPECT_EQ(m.get<std::string>(2).value(), "two");
+    EXPECT_FALSE(m.get<std::int64_t>(2).has_value());  // a wrong-type read is an error, not a crash
+
+    // visit sees the stored payload itself (no copy of the payload).
+    const void* id = m.find(2)->payload_identity();
+    EXPECT_TRUE(m.visit(2, [&](const polymap::value& v) { EXPECT_EQ(v.payload_identity(), id); }));
+
+    EXPECT_FALSE(m.insert_or_assign(2, std::string("deux")));
+    EXPECT_EQ(m.find(2)->get<std::string>(), "deux");
+    EXPECT_TRUE(m.insert_or_assign(7, counted_payload(7, 1)));
+    EXPECT_FALSE(m.insert_or_visit(7, std::int64_t{0}, [](polymap::value& v) {
+      v = counted_payload(7, v.get<counted_payload>().value().serial + 1);
+    }));
+    EXPECT_EQ(m.find(7)->get<counted_payload>().value().serial, 2u);
+    EXPECT_TRUE(m.insert_or_visit(8, std::string("eight"), [](polymap::value&) { FAIL(); }));
+    const polymap::value u = m.update(1, [](const polymap::value* cur) {
+      return polymap::value(cur ? cur->get<std::int64_t>().value() + 5 : 0);
+    });
+    EXPECT_EQ(u.get<std::int64_t>(), 15);
+    EXPECT_EQ(m.update(9, [](const polymap::value* cur) { return polymap::value(cur ? 1 : 2); }).get<std::int64_t>(),
+              2);
+    EXPECT_FALSE(m.compare_exchange(2, polymap::value(std::string("two")), std::string("x")));
+    EXPECT_TRUE(m.compare_exchange(2, polymap::value(std::string("deux")), counted_payload(2, 9)));
+    EXPECT_EQ(m.find(2)->get<counted_payload>().value().serial, 9u);
+    EXPECT_TRUE(m.erase(5));
+    EXPECT_FALSE(m.erase(5));
+
+    std::map<std::uint64_t, std::string> seen;
+    m.for_each([&](std::uint64_t k, const polymap::value& v) { seen[k] = v.to_string(); });
+    EXPECT_EQ(seen.size(), m.size());
+    EXPECT_EQ(seen.count(5), 0u);
+    EXPECT_EQ(m.erase_if([](std::uint64_t k, const polymap::value& v) { return k >= 7 && !v.is<std::int64_t>(); }),
+              2u);  // 7 (a payload) and 8 (a string); 9 is an int64
+    EXPECT_TRUE(m.contains(9));
+
+    std::vector<std::uint64_t> keys{1, 2, 3, 42};
+    std::vector<std::optional<polymap::value>> out(keys.size());
+    EXPECT_EQ(m.bulk_find(keys, out.begin()), 3u);
+    EXPECT_EQ(out[0]->get<std::int64_t>(), 15);
+    EXPECT_FALSE(out[3].has_value());
+    out.clear();
+
+    for (std::uint64_t i = 100; i < 3000; ++i) m.insert(i, counted_payload(i, i));  // growth moves payloads
+    for (std::uint64_t i = 100; i < 3000; ++i) ASSERT_EQ(m.find(i)->get<counted_payload>().value().serial, i);
+    m.clear();
+    EXPECT_EQ(m.size(), 0u);
+    for (std::uint64_t i = 0; i < 500; ++i) m.insert(i, counted_payload(i, 0));
+  }
+  domain.barrier();
+  EXPECT_EQ(counted_payload::live.load(), before);
+}
+
+// Readers never see a torn or freed value while writers overwrite, erase and
+// reinsert payload values and the table grows: every value read belongs to
+// its key. Under ASan a payload freed too early is a use-after-free report;
+// under TSan an unordered read is a race report.
+TEST(ConcurrentMapInline, PayloadsUnderConcurrentOverwrites) {
+  auto& domain = polymap::detail::epoch_domain::global();
+  domain.barrier();
+  const long before = counted_payload::live.load();
+  {
+    inline_value_map m;
+    constexpr std::uint64_t kKeys = 512;
+    std::atomic<bool> stop{false};
+    std::atomic<long> bad{0}, reads{0};
+    std::vector<std::thread> ts;
+    for (int w = 0; w < 2; ++w) {
+      ts.emplace_back([&, w] {
+        std::mt19937_64 rng(static_cast<std::uint64_t>(w) + 7);
+        for (std::uint64_t i = 0; i < 20000u * kScale; ++i) {
+          const std::uint64_t k = rng() % kKeys;
+          switch (rng() % 4) {
+            case 0:
+              m.insert_or_assign(k, counted_payload(k, i));
+              break;
+            case 1:
+              m.insert_or_assign(k, std::string("k") + std::to_string(k));
+              break;
+            case 2:
+              m.erase(k);
+              break;
+            default:
+              m.update(k, [&](const polymap::value*) { return polymap::value(static_cast<std::int64_t>(k)); });
+          }
+        }
+      });
+    }
+    for (int r = 0; r < 2; ++r) {
+      ts.emplace_back([&, r] {
+        std::mt19937_64 rng(static_cast<std::uint64_t>(r) + 100);
+        auto belongs = [](std::uint64_t k, const polymap::value& v) {
+          if (const auto* p = v.get_if<counted_payload>()) return p->key == k;
+          if (const auto* s = v.get_if<std::string>()) return *s == "k" + std::to_string(k);
+          if (const auto* i = v.get_if<std::int64_t>()) return *i == static_cast<std::int64_t>(k);
+          return false;
+        };
+        while (!stop.load(std::memory_order_relaxed)) {
+          const std::uint64_t k = rng() % kKeys;
+          if (auto v = m.find(k)) bad += !belongs(k, *v);
+          m.visit(k, [&](const polymap::value& v) { bad += !belongs(k, v); });
+          reads += 2;
+        }
+      });
+    }
+    ts[0].join();
+    ts[1].join();
+    stop = true;
+    for (std::size_t i = 2; i < ts.size(); ++i) ts[i].join();
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_GT(reads.load(), 0);
+  }
+  domain.barrier();
+  EXPECT_EQ(counted_payload::live.load(), before);
+}
+
+// The inline layout's lookups are loads only, like the node layout's.
+TEST(ConcurrentMapInline, LookupsWriteNoSharedMemory) {
+  polymap::concurrent_map<std::uint64_t, polymap::value, polymap::hash<std::uint64_t>,
+                          polymap::key_equal<std::uint64_t>, counting_traits>
+      m;
+  static_assert(decltype(m)::inline_slots);
+  for (std::int64_t i = 0; i < 2000; ++i) m.insert(static_cast<std::uint64_t>(i), i);
+  const auto versions = m.debug_version_words();
+  shared_writes = 0;
+  long hits = 0;
+  for (std::uint64_t i = 0; i < 4000; ++i) {
+    hits += m.find(i).has_value();
+    hits += m.contains(i);
+    m.visit(i, [&](const polymap::value&) { ++hits; });
+  }
+  std::vector<std::uint64_t> keys{1, 2, 99999};
+  std::vector<std::optional<polymap::value>> out(3);
+  hits += static_cast<long>(m.bulk_find(keys, out.begin()));
+  EXPECT_EQ(hits, 3 * 2000 + 2);
+  EXPECT_EQ(shared_writes, 0);
+  EXPECT_EQ(m.debug_version_words(), versions);
+  m.insert_or_assign(1, std::int64_t{5});  // and the counter does see writes
+  EXPECT_GT(shared_writes, 0);
+}
+
+// Growth under readers and writers: keys known present are always found.
+TEST(ConcurrentMapInline, GrowthUnderConcurrentReaders) {
+  u64_map m;
+  static_assert(u64_map::inline_slots);
+  constexpr std::uint64_t kBase = 1000;
+  for (std::uint64_t i = 0; i < kBase; ++i) m.insert(i, i * 3);
+  std::atomic<bool> stop{false};
+  std::atomic<long> misses{0};
+  std::thread reader([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (std::uint64_t i = 0; i < kBase; i += 7) {
+        const auto v = m.find(i);
+        misses += !v || *v != i * 3;
+      }
+    }
+  });
+  for (std::uint64_t i = kBase; i < kBase + 20000u * kScale; ++i) m.insert(i, i * 3);
+  stop = true;
+  reader.join();
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_EQ(m.size(), kBase + 20000u * kScale);
+}

@@ -171,7 +171,8 @@ class RealMapStress : public ::testing::Test {};
 using real_maps = ::testing::Types<polymap::locked_map<>
 #ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
                                    ,
-                                   polymap::concurrent_map<>
+                                   polymap::concurrent_map<>,
+                                   polymap::concurrent_map<std::uint64_t, polymap::value>  // inline layout
 #endif
 #ifdef POLYMAP_VERIFY_HAS_SNAPSHOT_MAP
                                    ,

@@ -163,10 +163,12 @@
 #include "polymap/detail/epoch.hpp"
 #include "polymap/detail/group.hpp"
 #include "polymap/detail/hash.hpp"
+#include "polymap/detail/inline_table.hpp"
 #include "polymap/detail/map_api.hpp"
 #include "polymap/detail/table_core.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
+
 
 namespace polymap {
 
@@ -179,29 +181,223 @@ struct concurrent_map_traits {
   static detail::epoch_domain& domain() { return detail::epoch_domain::global(); }
 };
 
-template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
-          class Traits = concurrent_map_traits>
-class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq, Traits>, K, V> {
+namespace detail {
+
+// Batched lookups: hash all keys of a batch and prefetch their home groups,
+// then their first tag-matching slot or node, then finish each lookup, so
+// the cache misses of a batch overlap. finish(hash, key) -> std::optional<V>.
+template <std::size_t Batch, class KeyRange, class OutIt, class HashFn, class Table, class Finish>
+std::size_t bulk_lookup(const KeyRange& keys, OutIt& out, HashFn&& hash, const Table& t, Finish&& finish) {
+  using iter = decltype(std::begin(keys));
+  std::size_t found = 0;
+  iter it = std::begin(keys);
+  const auto end = std::end(keys);
+  while (it != end) {
+    iter batch[Batch];
+    std::size_t hashes[Batch];
+    std::size_t n = 0;
+    for (; n < Batch && it != end; ++it, ++n) {
+      batch[n] = it;
+      hashes[n] = hash(*it);
+      t.prefetch(hashes[n]);
+    }
+    for (std::size_t i = 0; i < n; ++i) t.prefetch_candidate(hashes[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto r = finish(hashes[i], *batch[i]);
+      if (r) ++found;
+      *out = std::move(r);
+      ++out;
+    }
+  }
+  return found;
+}
+
+// What both layouts share: the table pointer, hashing, key stripes, growth,
+// clear. Derived (the layout) provides rehash_into(old, fresh).
+template <class Derived, class Table, class K, class Hash, class Eq, class Traits>
+class concurrent_map_core {
+ protected:
   template <class T>
   using atomic = typename Traits::template atomic<T>;
-  using node = detail::map_node<K, V>;
-  using table = detail::table_core<node, Traits::template atomic, typename Traits::group_lock>;
+  using table = Table;
   using location = typename table::location;
   using status = typename table::status;
   static constexpr std::size_t kStripes = 64;
 
  public:
   using key_type = K;
-  using mapped_type = V;
   using hasher = Hash;
   using key_equal = Eq;
 
-  concurrent_map() : table_(new table(1)) {}
-  explicit concurrent_map(std::size_t capacity) : table_(new table(table::groups_for(capacity))) {}
-  concurrent_map(const concurrent_map&) = delete;
-  concurrent_map& operator=(const concurrent_map&) = delete;
+  concurrent_map_core() : table_(new table(1)) {}
+  explicit concurrent_map_core(std::size_t capacity) : table_(new table(table::groups_for(capacity))) {}
+  concurrent_map_core(const concurrent_map_core&) = delete;
+  concurrent_map_core& operator=(const concurrent_map_core&) = delete;
   // Precondition: no other thread uses the map.
-  ~concurrent_map() { free_table_and_nodes(table_.load(std::memory_order_acquire)); }  // acquire: last publish
+  ~concurrent_map_core() { free_table_and_entries(table_.load(std::memory_order_acquire)); }  // acquire: last publish
+
+  // Empties the map. Readers and writers may run meanwhile: readers finish on
+  // the old table, writers wait for the swap and go on in the empty one.
+  void clear() {
+    std::lock_guard lock(rebuild_mutex_);
+    table* fresh = new table(1);
+    table* old = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
+    old->freeze_all();
+    table_.store(fresh, std::memory_order_release);  // release: pairs with current()'s acquire
+    Traits::domain().retire(old, &free_table_and_entries);
+  }
+
+  void reserve(std::size_t n) {
+    auto pin = Traits::domain().pin();
+    table* t = current();
+    if (n > t->max_load()) rebuild(t, n, true);
+  }
+
+  std::size_t size() const {
+    auto pin = Traits::domain().pin();
+    return current()->size();
+  }
+  bool empty() const { return size() == 0; }
+
+  // Test hook: the version word of every group of the current table, to show
+  // that lookups leave them alone.
+  std::vector<std::uint32_t> debug_version_words() const {
+    auto pin = Traits::domain().pin();
+    const table* t = current();
+    std::vector<std::uint32_t> v(t->groups());
+    for (std::size_t g = 0; g < v.size(); ++g) v[g] = t->lock_of(g).raw();
+    return v;
+  }
+
+ protected:
+  template <class Q>
+  static decltype(auto) lookup(const Q& q) {
+    return detail::lookup_arg<K>(q);
+  }
+
+  // Positions come from the low bits, tags from the top 7, stripes from bits
+  // 40+: every bit must depend on every key bit. A hash that does not say it
+  // avalanches (Boost's is_avalanching marker, which polymap::hash carries)
+  // is post-mixed, as Boost does; so an identity hash cannot put all keys
+  // under one tag and one stripe.
+  template <class Q>
+  std::size_t hash_of(const Q& q) const {
+    const std::size_t h = hash_(lookup(q));
+    if constexpr (requires { typename Hash::is_avalanching; })
+      return h;
+    else
+      return detail::mix64(h);
+  }
+
+  // Precondition (all below): the caller is pinned.
+  table* current() const {
+    // acquire: pairs with the release store of table_ in rebuild()/clear(),
+    // so the new table's arrays are visible.
+    return table_.load(std::memory_order_acquire);
+  }
+
+  stats_t base_stats(const table* t) const {
+    stats_t s;
+    s.map = "concurrent_map";
+    s.size = t->size();
+    s.capacity = t->capacity();
+    s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0.0;
+    s.growths = growths_.load(std::memory_order_relaxed);        // relaxed: a statistic
+    s.lock_waits = lock_waits_.load(std::memory_order_relaxed);  // relaxed: a statistic
+    s.bytes = sizeof(Derived) + t->bytes();
+    return s;
+  }
+
+  void wait_for_rebuild() { std::lock_guard lock(rebuild_mutex_); }
+
+  // Replaces `seen` by a table with room for a quarter more than its live
+  // entries (or min_entries), unless another thread replaced it already or
+  // (without force) it no longer needs it.
+  void rebuild(table* seen, std::size_t min_entries, bool force) {
+    std::lock_guard lock(rebuild_mutex_);
+    table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
+    if (t != seen) return;
+    if (!force && !t->needs_rebuild()) return;
+    t->freeze_all();
+    table* fresh;
+    try {
+      const std::size_t live = t->size();  // exact: every group is frozen (I4)
+      // Room for a quarter more than live: a table at its maximum load (7/8)
+      // or full (force) doubles, since 5/4 of 7/8 of its capacity exceeds
+      // the maximum load of the same group count; a dirty one may come out
+      // the same size or smaller. Either way the new maximum load exceeds
+      // live, so the insert that asked for the rebuild fits. (2 * live, used
+      // before, quadrupled a table at its maximum load: 2 * 7/8 > 1 rounds up
+      // to four times the groups, leaving 10,000 u64 keys at 33% load.)
+      fresh = new table(table::groups_for(std::max({live + live / 4 + 1, min_entries, std::size_t{1}})));
+    } catch (...) {
+      t->thaw_all();
+      throw;
+    }
+    static_cast<Derived*>(this)->rehash_into(*t, *fresh);  // entries move: the old table frees none
+    table_.store(fresh, std::memory_order_release);         // release: pairs with current()'s acquire
+    growths_.fetch_add(fresh->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
+    Traits::domain().retire(t, &free_table);
+  }
+
+  static void free_table(void* p) noexcept { delete static_cast<table*>(p); }
+  static void free_table_and_entries(void* p) noexcept {
+    auto* t = static_cast<table*>(p);
+    t->release_entries();
+    delete t;
+  }
+
+  class stripe_guard {
+   public:
+    stripe_guard(concurrent_map_core& m, std::size_t h) : lock_(m.stripes_[(h >> 40) % kStripes].lock) {
+      lock_.lock(m.lock_waits_);
+    }
+    ~stripe_guard() { lock_.unlock(); }
+    stripe_guard(const stripe_guard&) = delete;
+    stripe_guard& operator=(const stripe_guard&) = delete;
+
+   private:
+    typename Traits::stripe_lock& lock_;
+  };
+
+  struct alignas(64) stripe {
+    typename Traits::stripe_lock lock;  // Protects: the writes of the keys that hash to it (L1).
+  };
+
+  // Read by every operation; written only by rebuilds: a line of its own.
+  alignas(64) atomic<table*> table_;
+  [[no_unique_address]] Hash hash_;
+  [[no_unique_address]] Eq eq_;
+  alignas(64) std::mutex rebuild_mutex_;  // Protects: replacing table_, growths_ (L4).
+  atomic<std::uint64_t> growths_{0};
+  atomic<std::uint64_t> lock_waits_{0};
+  stripe stripes_[kStripes];
+};
+
+// The node layout: every entry an immutable node behind a slot pointer.
+template <class K, class V, class Hash, class Eq, class Traits>
+class node_concurrent_map
+    : public concurrent_map_core<node_concurrent_map<K, V, Hash, Eq, Traits>,
+                                 table_core<map_node<K, V>, Traits::template atomic, typename Traits::group_lock>, K,
+                                 Hash, Eq, Traits> {
+  using node = map_node<K, V>;
+  using core = concurrent_map_core<node_concurrent_map, table_core<node, Traits::template atomic,
+                                                                    typename Traits::group_lock>,
+                                   K, Hash, Eq, Traits>;
+  friend core;
+  using typename core::location;
+  using typename core::status;
+  using typename core::table;
+  using typename core::stripe_guard;
+  using core::current;
+  using core::eq_;
+  using core::hash_of;
+  using core::lock_waits_;
+  using core::lookup;
+
+ public:
+  using mapped_type = V;
+  using core::core;
 
   // --- writes ----------------------------------------------------------------
   bool insert(K k, V v) {
@@ -223,8 +419,7 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    node* replaced = nullptr;
-    publish_impl(h, n.get(), nullptr, &replaced);  // cannot fail: no expectation
+    const node* replaced = publish_any(h, n.get());
     n.release();
     return replaced == nullptr;
   }
@@ -321,23 +516,6 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     return erased;
   }
 
-  // Empties the map. Readers and writers may run meanwhile: readers finish on
-  // the old table, writers wait for the swap and go on in the empty one.
-  void clear() {
-    std::lock_guard lock(rebuild_mutex_);
-    table* fresh = new table(1);
-    table* old = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
-    old->freeze_all();
-    table_.store(fresh, std::memory_order_release);  // release: pairs with current()'s acquire
-    Traits::domain().retire(old, &free_table_and_nodes);
-  }
-
-  void reserve(std::size_t n) {
-    auto pin = Traits::domain().pin();
-    table* t = current();
-    if (n > t->max_load()) rebuild(t, n, true);
-  }
-
   // --- reads -----------------------------------------------------------------
   template <class Q>
   std::optional<V> find(const Q& q) const {
@@ -371,35 +549,15 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
   // the cache misses of a batch overlap.
   template <class KeyRange, class OutIt>
   std::size_t bulk_find(const KeyRange& keys, OutIt out) const {
-    constexpr std::size_t kBatch = 16;
-    using iter = decltype(std::begin(keys));
     auto pin = Traits::domain().pin();
     const table* t = current();
-    std::size_t found = 0;
-    iter it = std::begin(keys);
-    const auto end = std::end(keys);
-    while (it != end) {
-      iter batch[kBatch];
-      std::size_t hashes[kBatch];
-      std::size_t n = 0;
-      for (; n < kBatch && it != end; ++it, ++n) {
-        batch[n] = it;
-        hashes[n] = hash_of(*it);
-        t->prefetch(hashes[n]);
-      }
-      for (std::size_t i = 0; i < n; ++i) t->prefetch_candidate(hashes[i]);
-      for (std::size_t i = 0; i < n; ++i) {
-        const location loc = t->find(hashes[i], lookup(*batch[i]), eq_);
-        if (loc) {
-          *out = std::optional<V>(loc.node->value);
-          ++found;
-        } else {
-          *out = std::optional<V>();
-        }
-        ++out;
-      }
-    }
-    return found;
+    return detail::bulk_lookup<16>(
+        keys, out, [this](const auto& q) { return this->hash_of(q); }, *t,
+        [this, t](std::size_t h, const auto& q) -> std::optional<V> {
+          const auto loc = t->find(h, this->lookup(q), this->eq_);
+          if (!loc) return std::nullopt;
+          return loc.node->value;
+        });
   }
 
   // Calls f(k, v) for every entry: weakly consistent (see CONTRACT).
@@ -409,64 +567,21 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     current()->for_each_node([&](const node* n) { detail::invoke_entry(f, n->key, n->value); });
   }
 
-  std::size_t size() const {
-    auto pin = Traits::domain().pin();
-    return current()->size();
-  }
-  bool empty() const { return size() == 0; }
-
   // The probe-length histogram is exact when no write runs meanwhile.
   stats_t stats() const {
     auto pin = Traits::domain().pin();
     const table* t = current();
-    stats_t s;
-    s.map = "concurrent_map";
-    s.size = t->size();
-    s.capacity = t->capacity();
-    s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0.0;
+    stats_t s = this->base_stats(t);
     s.probe_length_histogram = t->probe_histogram();
-    s.growths = growths_.load(std::memory_order_relaxed);        // relaxed: a statistic
-    s.lock_waits = lock_waits_.load(std::memory_order_relaxed);  // relaxed: a statistic
-    s.bytes = sizeof(*this) + t->bytes() + s.size * sizeof(node);
+    s.bytes += s.size * sizeof(node);
     return s;
   }
 
-  // Test hook: the version word of every group of the current table, to show
-  // that lookups leave them alone.
-  std::vector<std::uint32_t> debug_version_words() const {
-    auto pin = Traits::domain().pin();
-    const table* t = current();
-    std::vector<std::uint32_t> v(t->groups());
-    for (std::size_t g = 0; g < v.size(); ++g) v[g] = t->lock_of(g).raw();
-    return v;
-  }
-
  private:
-  template <class Q>
-  static decltype(auto) lookup(const Q& q) {
-    return detail::lookup_arg<K>(q);
+  void rehash_into(const table& old, table& fresh) {
+    old.for_each_node([&](node* n) { fresh.unprotected_insert(n); });
   }
 
-  // Positions come from the low bits, tags from the top 7, stripes from bits
-  // 40+: every bit must depend on every key bit. A hash that does not say it
-  // avalanches (Boost's is_avalanching marker, which polymap::hash carries)
-  // is post-mixed, as Boost does; so an identity hash cannot put all keys
-  // under one tag and one stripe.
-  template <class Q>
-  std::size_t hash_of(const Q& q) const {
-    const std::size_t h = hash_(lookup(q));
-    if constexpr (requires { typename Hash::is_avalanching; })
-      return h;
-    else
-      return detail::mix64(h);
-  }
-
-  // Precondition (all below): the caller is pinned.
-  table* current() const {
-    // acquire: pairs with the release store of table_ in rebuild()/clear(),
-    // so the new table's arrays are visible.
-    return table_.load(std::memory_order_acquire);
-  }
   template <class Q>
   node* find_node(std::size_t h, const Q& q) const {
     return current()->find(h, q, eq_).node;
@@ -475,24 +590,28 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
   // Makes n the key's node in place of old (nullptr: insert). Returns false if
   // the key's node is no longer old (only a concurrent clear() does that; the
   // caller starts over). Precondition: the key's stripe is held (L1).
-  bool publish(std::size_t h, node* old, node* n) { return publish_impl(h, n, &old, nullptr); }
+  bool publish(std::size_t h, node* old, node* n) { return publish_impl(h, n, &old).ok; }
+  // Makes n the key's node whatever it was (one lookup instead of find_node +
+  // publish: insert_or_assign); returns the node it replaced, or nullptr.
+  const node* publish_any(std::size_t h, node* n) { return publish_impl(h, n, nullptr).replaced; }
 
-  // publish's core. With expect == nullptr, n replaces whatever node the key
-  // has (one lookup instead of find_node + publish: insert_or_assign), and
-  // *replaced (if given) receives the node it replaced or nullptr.
-  bool publish_impl(std::size_t h, node* n, node* const* expect, node** replaced) {
+  struct published {
+    bool ok;
+    const node* replaced;
+  };
+  // publish's core. With expect == nullptr, n replaces whatever node the key has.
+  published publish_impl(std::size_t h, node* n, node* const* expect) {
     for (;;) {
       table* t = current();
       const location loc = t->find(h, n->key, eq_);
-      if (expect && loc.node != *expect) return false;
+      if (expect && loc.node != *expect) return {false, nullptr};
       node* const old = loc.node;
-      if (replaced) *replaced = old;
       status s;
       if (old) {
         s = t->replace(loc, n, lock_waits_);
       } else {
         if (t->needs_rebuild()) {
-          rebuild(t, 0, false);
+          this->rebuild(t, 0, false);
           continue;
         }
         s = t->insert(n, lock_waits_);
@@ -500,12 +619,12 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
       switch (s) {
         case status::done:
           if (old) Traits::domain().retire(old);
-          return true;
+          return {true, old};
         case status::frozen:
-          wait_for_rebuild();
+          this->wait_for_rebuild();
           break;
         case status::full:
-          rebuild(t, 0, true);
+          this->rebuild(t, 0, true);
           break;
         case status::gone:
           break;
@@ -525,7 +644,314 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
           Traits::domain().retire(old);
           return true;
         case status::frozen:
-          wait_for_rebuild();
+          this->wait_for_rebuild();
+          break;
+        default:
+          break;
+      }
+    }
+  }
+};
+
+// The inline layout: keys and values in the slots as atomic words, read
+// under the group seqlock (detail/inline_table.hpp).
+template <class K, class V, class Hash, class Eq, class Traits>
+class inline_concurrent_map
+    : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                                 inline_table<K, V, Traits::template atomic, typename Traits::group_lock>, K, Hash,
+                                 Eq, Traits> {
+  using itable = inline_table<K, V, Traits::template atomic, typename Traits::group_lock>;
+  using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
+  friend core;
+  using typename core::location;
+  using typename core::status;
+  using typename core::table;
+  using typename core::stripe_guard;
+  using core::current;
+  using core::eq_;
+  using core::hash_of;
+  using core::lock_waits_;
+  using core::lookup;
+  using entry = typename itable::entry;
+  using kcodec = typename itable::key_codec;
+  using vcodec = typename itable::val_codec;
+  using words = typename itable::value_words;
+
+  // Value words the caller owns until the table takes them (commit) or the
+  // guard releases them (an exception, or a value never stored).
+  class owned {
+   public:
+    explicit owned(V&& v) noexcept : w_(vcodec::take(std::move(v))) {}
+    ~owned() {
+      if (own_) vcodec::release(w_);
+    }
+    owned(const owned&) = delete;
+    owned& operator=(const owned&) = delete;
+    const words& get() const noexcept { return w_; }
+    void commit() noexcept { own_ = false; }
+
+   private:
+    words w_;
+    bool own_ = true;
+  };
+
+ public:
+  using mapped_type = V;
+  using core::core;
+
+  // --- writes ----------------------------------------------------------------
+  bool insert(K k, V v) {
+    const std::size_t h = hash_of(k);
+    const std::uint64_t kw = kcodec::encode(k)[0];
+    owned w(std::move(v));
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    for (;;) {
+      if (find_in(current(), h, k)) return false;
+      if (publish(h, k, nullptr, {kw, w.get()})) {
+        w.commit();
+        return true;
+      }
+    }
+  }
+
+  bool insert_or_assign(K k, V v) {
+    const std::size_t h = hash_of(k);
+    const std::uint64_t kw = kcodec::encode(k)[0];
+    owned w(std::move(v));
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    for (;;) {
+      const location cur = find_in(current(), h, k);
+      if (publish(h, k, cur ? &cur : nullptr, {kw, w.get()})) {
+        w.commit();
+        return !cur;
+      }
+    }
+  }
+
+  // Inserts (k, v) if k is absent (returns true); otherwise calls f(V&) on a
+  // copy of the stored value and stores the copy once f returns.
+  template <class F>
+  bool insert_or_visit(K k, V v, F f) {
+    const std::size_t h = hash_of(k);
+    const std::uint64_t kw = kcodec::encode(k)[0];
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    for (;;) {
+      const location cur = find_in(current(), h, k);
+      if (cur) {
+        V copy = vcodec::copy(cur.e.value);
+        f(copy);
+        owned w(std::move(copy));
+        if (publish(h, k, &cur, {kw, w.get()})) {
+          w.commit();
+          return false;
+        }
+      } else {
+        V copy = v;  // v itself stays for a retry
+        owned w(std::move(copy));
+        if (publish(h, k, nullptr, {kw, w.get()})) {
+          w.commit();
+          return true;
+        }
+      }
+    }
+  }
+
+  // Atomic read-modify-write: stores f(cur), cur = nullptr if k is absent;
+  // returns the value stored.
+  template <class F>
+  V update(K k, F f) {
+    const std::size_t h = hash_of(k);
+    const std::uint64_t kw = kcodec::encode(k)[0];
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    for (;;) {
+      const location cur = find_in(current(), h, k);
+      V next = cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
+      V stored = next;
+      owned w(std::move(stored));
+      if (publish(h, k, cur ? &cur : nullptr, {kw, w.get()})) {
+        w.commit();
+        return next;
+      }
+    }
+  }
+
+  template <class Q>
+  bool compare_exchange(const Q& q, const V& expected, V desired) {
+    const std::size_t h = hash_of(q);
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    owned w(std::move(desired));
+    for (;;) {
+      const location cur = find_in(current(), h, lookup(q));
+      if (!cur || !vcodec::borrow(cur.e.value, [&](const V& seen) { return bool(seen == expected); })) return false;
+      if (publish(h, lookup(q), &cur, {cur.e.key, w.get()})) {
+        w.commit();
+        return true;
+      }
+    }
+  }
+
+  template <class Q>
+  bool erase(const Q& q) {
+    const std::size_t h = hash_of(q);
+    auto pin = Traits::domain().pin();
+    stripe_guard sg(*this, h);
+    for (;;) {
+      const location cur = find_in(current(), h, lookup(q));
+      if (!cur) return false;
+      if (unlink(h, lookup(q), cur.e)) return true;
+    }
+  }
+
+  // Erases every entry for which pred(k, v) is true; returns how many. Decides
+  // over a weakly consistent scan first (a throwing pred erases nothing), then
+  // erases each chosen entry if it still holds the value pred saw (the same
+  // words: the same payload, or the same bits).
+  template <class P>
+  std::size_t erase_if(P pred) {
+    auto pin = Traits::domain().pin();
+    std::vector<entry> doomed;
+    current()->for_each_entry([&](const entry& e) {
+      const K k = kcodec::decode({e.key});
+      if (vcodec::borrow(e.value, [&](const V& v) { return bool(detail::invoke_entry(pred, k, v)); }))
+        doomed.push_back(e);
+    });
+    std::size_t erased = 0;
+    for (const entry& e : doomed) {
+      const K k = kcodec::decode({e.key});
+      const std::size_t h = hash_of(k);
+      stripe_guard sg(*this, h);
+      if (unlink(h, k, e)) ++erased;
+    }
+    return erased;
+  }
+
+  // --- reads -----------------------------------------------------------------
+  template <class Q>
+  std::optional<V> find(const Q& q) const {
+    auto pin = Traits::domain().pin();
+    const location loc = find_in(current(), hash_of(q), lookup(q));
+    if (!loc) return std::nullopt;
+    return vcodec::copy(loc.e.value);
+  }
+
+  template <class Q>
+  bool contains(const Q& q) const {
+    auto pin = Traits::domain().pin();
+    return static_cast<bool>(find_in(current(), hash_of(q), lookup(q)));
+  }
+
+  // Calls f(const V&) if q is present, on the value as one validated read
+  // saw it: a scalar copy, or a value sharing the stored payload (kept alive
+  // by the epoch pin; no reference is taken, so no shared write).
+  template <class Q, class F>
+  bool visit(const Q& q, F f) const {
+    auto pin = Traits::domain().pin();
+    const location loc = find_in(current(), hash_of(q), lookup(q));
+    if (!loc) return false;
+    vcodec::borrow(loc.e.value, [&](const V& v) { f(v); });
+    return true;
+  }
+
+  // As the node layout's bulk_find: batches of 16, home blocks prefetched,
+  // then each first tag-matching slot.
+  template <class KeyRange, class OutIt>
+  std::size_t bulk_find(const KeyRange& keys, OutIt out) const {
+    auto pin = Traits::domain().pin();
+    const table* t = current();
+    return detail::bulk_lookup<16>(
+        keys, out, [this](const auto& q) { return this->hash_of(q); }, *t,
+        [this, t](std::size_t h, const auto& q) -> std::optional<V> {
+          const location loc = this->find_in(t, h, this->lookup(q));
+          if (!loc) return std::nullopt;
+          return vcodec::copy(loc.e.value);
+        });
+  }
+
+  // Calls f(k, v) for every entry: weakly consistent (see CONTRACT); each
+  // entry was read whole under its group's seqlock.
+  template <class F>
+  void for_each(F f) const {
+    auto pin = Traits::domain().pin();
+    current()->for_each_entry([&](const entry& e) {
+      const K k = kcodec::decode({e.key});
+      vcodec::borrow(e.value, [&](const V& v) { detail::invoke_entry(f, k, v); });
+    });
+  }
+
+  stats_t stats() const {
+    auto pin = Traits::domain().pin();
+    const table* t = current();
+    stats_t s = this->base_stats(t);
+    s.probe_length_histogram = t->probe_histogram([&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
+    return s;
+  }
+
+ private:
+  void rehash_into(const table& old, table& fresh) {
+    old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
+  }
+
+  template <class Q>
+  [[gnu::always_inline]] location find_in(const table* t, std::size_t h, const Q& q) const {
+    return t->find(h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); });
+  }
+
+  // Stores e (key q) where the key's entry was *expect (nullptr: absent).
+  // Returns false if it no longer is (only a concurrent clear() does that;
+  // the caller starts over). On true the table owns e's value, and the
+  // replaced value, if any, is retired. Precondition: the key's stripe is
+  // held (L1).
+  template <class Q>
+  bool publish(std::size_t h, const Q& q, const location* expect, const entry& e) {
+    for (;;) {
+      table* t = current();
+      const location loc = find_in(t, h, q);
+      if (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e))) return false;
+      status s;
+      if (loc) {
+        s = t->replace(loc, e.value, lock_waits_);
+      } else {
+        if (t->needs_rebuild()) {
+          this->rebuild(t, 0, false);
+          continue;
+        }
+        s = t->insert(h, e, lock_waits_);
+      }
+      switch (s) {
+        case status::done:
+          if (loc) retire(loc.e.value);
+          return true;
+        case status::frozen:
+          this->wait_for_rebuild();
+          break;
+        case status::full:
+          this->rebuild(t, 0, true);
+          break;
+        case status::gone:
+          break;
+      }
+    }
+  }
+
+  // Erases key q if its entry is still `old`. Returns false otherwise.
+  // Precondition: the key's stripe is held (L1).
+  template <class Q>
+  bool unlink(std::size_t h, const Q& q, const entry& old) {
+    for (;;) {
+      table* t = current();
+      const location loc = find_in(t, h, q);
+      if (!loc || !loc.e.same(old)) return false;
+      switch (t->erase(loc, lock_waits_)) {
+        case status::done:
+          retire(loc.e.value);
+          return true;
+        case status::frozen:
+          this->wait_for_rebuild();
           break;
         default:
           break;
@@ -533,69 +959,38 @@ class concurrent_map : public detail::typed_access<concurrent_map<K, V, Hash, Eq
     }
   }
 
-  void wait_for_rebuild() { std::lock_guard lock(rebuild_mutex_); }
-
-  // Replaces `seen` by a table for max(2 * size, min_entries) entries, unless
-  // another thread replaced it already or (without force) it no longer needs it.
-  void rebuild(table* seen, std::size_t min_entries, bool force) {
-    std::lock_guard lock(rebuild_mutex_);
-    table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
-    if (t != seen) return;
-    if (!force && !t->needs_rebuild()) return;
-    t->freeze_all();
-    table* fresh;
-    try {
-      const std::size_t live = t->size();  // exact: every group is frozen (I4)
-      // Room for a quarter more than live: a table at its maximum load (7/8)
-      // or full (force) doubles, since 5/4 of 7/8 of its capacity exceeds
-      // the maximum load of the same group count; a dirty one may come out
-      // the same size or smaller. Either way the new maximum load exceeds
-      // live, so the insert that asked for the rebuild fits. (2 * live, used
-      // before, quadrupled a table at its maximum load: 2 * 7/8 > 1 rounds up
-      // to four times the groups, leaving 10,000 u64 keys at 33% load.)
-      fresh = new table(table::groups_for(std::max({live + live / 4 + 1, min_entries, std::size_t{1}})));
-    } catch (...) {
-      t->thaw_all();
-      throw;
+  // A value that left the table: its payload reference is dropped a grace
+  // period later (readers pinned now may still copy or borrow it). Scalars
+  // retire nothing.
+  static void retire(const words& w) noexcept {
+    if constexpr (vcodec::kOwns) {
+      if (void* p = vcodec::payload(w)) Traits::domain().retire(p, &vcodec::drop);
     }
-    t->for_each_node([&](node* n) { fresh->unprotected_insert(n); });
-    table_.store(fresh, std::memory_order_release);  // release: pairs with current()'s acquire
-    growths_.fetch_add(fresh->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
-    Traits::domain().retire(t, &free_table);
   }
+};
 
-  static void free_table(void* p) noexcept { delete static_cast<table*>(p); }
-  static void free_table_and_nodes(void* p) noexcept {
-    auto* t = static_cast<table*>(p);
-    t->for_each_node([](node* n) { delete n; });
-    delete t;
-  }
+}  // namespace detail
 
-  class stripe_guard {
-   public:
-    stripe_guard(concurrent_map& m, std::size_t h) : lock_(m.stripes_[(h >> 40) % kStripes].lock) {
-      lock_.lock(m.lock_waits_);
-    }
-    ~stripe_guard() { lock_.unlock(); }
-    stripe_guard(const stripe_guard&) = delete;
-    stripe_guard& operator=(const stripe_guard&) = delete;
+template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
+          class Traits = concurrent_map_traits>
+class concurrent_map : public std::conditional_t<detail::inline_slots_v<K, V>,
+                                                 detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                                                 detail::node_concurrent_map<K, V, Hash, Eq, Traits>>,
+                       public detail::typed_access<concurrent_map<K, V, Hash, Eq, Traits>, K, V> {
+  using layout = std::conditional_t<detail::inline_slots_v<K, V>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                                    detail::node_concurrent_map<K, V, Hash, Eq, Traits>>;
 
-   private:
-    typename Traits::stripe_lock& lock_;
-  };
+ public:
+  // The layout, chosen at compile time (see LAYOUT): keys and values in the
+  // slots (inline), or a node per entry behind a slot pointer.
+  static constexpr bool inline_slots = detail::inline_slots_v<K, V>;
+  using key_type = K;
+  using mapped_type = V;
+  using hasher = Hash;
+  using key_equal = Eq;
 
-  struct alignas(64) stripe {
-    typename Traits::stripe_lock lock;  // Protects: the writes of the keys that hash to it (L1).
-  };
-
-  // Read by every operation; written only by rebuilds: a line of its own.
-  alignas(64) atomic<table*> table_;
-  [[no_unique_address]] Hash hash_;
-  [[no_unique_address]] Eq eq_;
-  alignas(64) std::mutex rebuild_mutex_;  // Protects: replacing table_, growths_ (L4).
-  atomic<std::uint64_t> growths_{0};
-  atomic<std::uint64_t> lock_waits_{0};
-  stripe stripes_[kStripes];
+  concurrent_map() = default;
+  explicit concurrent_map(std::size_t capacity) : layout(capacity) {}
 };
 
 }  // namespace polymap

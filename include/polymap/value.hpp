@@ -28,6 +28,7 @@
 //   ptr -> payload_header { refs, type_entry* } followed by the T
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <concepts>
@@ -111,6 +112,7 @@ namespace detail {
 enum class kind : std::uint8_t { null, boolean, int64, float64, string, bytes, object };
 
 struct payload_header;
+struct value_bits;
 
 // One per stored type: how to destroy, compare and print its payload.
 struct type_entry {
@@ -196,6 +198,8 @@ concept user_payload =
     !detail::is_builtin_kind<std::remove_cvref_t<T>> && !std::is_same_v<std::remove_cvref_t<T>, class value>;
 
 class value {
+  friend struct detail::value_bits;
+
  public:
   using kind = detail::kind;
 
@@ -427,6 +431,60 @@ class value {
 };
 
 static_assert(sizeof(value) == 16, "polymap::value must stay two words");
+
+namespace detail {
+
+// A value as two plain words {payload word, kind}, for tables that keep
+// values inline in atomic words (concurrent_map's inline layout). The words
+// own one reference to the payload, if any, exactly as the value did.
+struct value_bits {
+  using words = std::array<std::uint64_t, 2>;
+
+  // Moves v's reference into the words; v is left null.
+  static words take(value&& v) noexcept {
+    words w{payload_word(v), static_cast<std::uint64_t>(v.kind_)};
+    v.kind_ = kind::null;
+    return w;
+  }
+  // A new value sharing the words' payload (one more reference). The caller
+  // guarantees the payload is alive meanwhile (the table's reference is
+  // dropped only a grace period after the words leave the table).
+  static value copy(const words& w) noexcept {
+    value v = adopt(w);
+    // relaxed: a new reference made from the words' one, which keeps it alive (see payload_header).
+    if (v.has_payload()) v.word_.p->refs.fetch_add(1, std::memory_order_relaxed);
+    return v;
+  }
+  // A value that takes over the words' reference.
+  static value adopt(const words& w) noexcept {
+    value v;
+    v.kind_ = static_cast<kind>(w[1]);
+    if (v.kind_ == kind::boolean)
+      v.word_.b = w[0] != 0;
+    else
+      std::memcpy(&v.word_, &w[0], sizeof(v.word_));
+    return v;
+  }
+  static bool has_payload(const words& w) noexcept { return w[1] >= static_cast<std::uint64_t>(kind::string); }
+  // The payload the words refer to (nullptr for a scalar).
+  static void* payload(const words& w) noexcept { return has_payload(w) ? reinterpret_cast<void*>(w[0]) : nullptr; }
+  // Drops one reference to a payload returned by payload() (a retire callback).
+  static void drop(void* p) noexcept {
+    auto* h = static_cast<payload_header*>(p);
+    if (h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) h->type->destroy(h);  // acq_rel: see payload_header
+  }
+
+ private:
+  static std::uint64_t payload_word(const value& v) noexcept {
+    if (v.kind_ == kind::null) return 0;
+    if (v.kind_ == kind::boolean) return v.word_.b ? 1 : 0;
+    std::uint64_t x;
+    std::memcpy(&x, &v.word_, sizeof x);
+    return x;
+  }
+};
+
+}  // namespace detail
 
 // A typed key constant:  inline const polymap::key<std::int64_t> timeout{"timeout"};
 // map.get(timeout) returns result<std::int64_t>; map.set(timeout, x) compiles

@@ -226,6 +226,11 @@ class alignas(64) table_core {
     return s;
   }
 
+  // Deletes every node (the map's destructor, and clear()'s retired table).
+  void release_entries() const noexcept {
+    for_each_node([](Node* n) { delete n; });
+  }
+
   // Undoes freeze_all (a rebuild that failed to allocate).
   void thaw_all() noexcept {
     for (std::size_t g = 0; g < groups_; ++g) lock_of(g).thaw();

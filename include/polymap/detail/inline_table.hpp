@@ -1,0 +1,366 @@
+// polymap/detail/inline_table.hpp — concurrent_map's inline layout: keys and
+// values stored in the groups themselves, as atomic 64-bit words, read under
+// a per-group seqlock.
+//
+// Used when the key is a small trivially copyable type (at most 8 bytes, not
+// string-like) and the value is either such a type or polymap::value (two
+// words: payload word and kind; the words own one payload reference). See
+// concurrent_map.hpp (LAYOUT, READ PROTOCOL, inline layout) for why.
+//
+// LAYOUT (one allocation; G = group count, a power of two)
+//   block[G]: { group_meta (16 B) | version word (4 B) | pad | slot[15] }
+//   slot    : { key word | value word(s) }  8 + 8 * VW bytes
+//   With a polymap::value (VW = 2) a block is 16 + 8 + 15 * 24 = 384 bytes,
+//   six cache lines; a lookup reads the first (tags and version) and the
+//   line(s) of its slot, all in one block: one page, adjacent lines.
+//
+// INVARIANTS (as table_core's I1-I4, with "words" for "pointer")
+//   J1. Writers change a slot's words and its tag only while holding the
+//       group's lock; an insert stores the words before the tag, an erase
+//       clears the tag only (the stale words stay until the slot is reused).
+//   J2. A key is in at most one slot. J3 = I3 (overflow bits). J4 = I4 (size).
+//   J5. The words of a full slot own their value (codec::release frees it);
+//       a table that is rebuilt hands its words to the new table and frees
+//       none; replaced or erased words are retired by the front end.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "polymap/detail/group.hpp"
+#include "polymap/detail/hash.hpp"
+#include "polymap/value.hpp"
+
+namespace polymap::detail {
+
+// A type that travels as one 64-bit word: trivially copyable, at most 8
+// bytes, not string-like (a const char* key compares by pointer).
+template <class T>
+inline constexpr bool word_sized_v = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
+                                     sizeof(T) <= 8 && !is_string_like<T>;
+
+// How a key or a word-sized value becomes words and back.
+template <class T>
+struct word_codec {
+  static constexpr std::size_t kWords = 1;
+  using words = std::array<std::uint64_t, 1>;
+  static constexpr bool kOwns = false;  // nothing to release or retire
+
+  static words take(T&& x) noexcept { return encode(x); }
+  static words encode(const T& x) noexcept {
+    words w{0};
+    std::memcpy(&w[0], &x, sizeof(T));
+    return w;
+  }
+  static T decode(const words& w) noexcept {
+    T x{};
+    std::memcpy(&x, &w[0], sizeof(T));
+    return x;
+  }
+  static T copy(const words& w) noexcept { return decode(w); }
+  template <class F>
+  static decltype(auto) borrow(const words& w, F&& f) {
+    const T x = decode(w);
+    return std::forward<F>(f)(x);
+  }
+  static void release(const words&) noexcept {}
+  static void* payload(const words&) noexcept { return nullptr; }
+  static void drop(void*) noexcept {}
+};
+
+// polymap::value: {payload word, kind}. The words own one payload reference.
+struct value_codec {
+  static constexpr std::size_t kWords = 2;
+  using words = value_bits::words;
+  static constexpr bool kOwns = true;
+
+  static words take(value&& v) noexcept { return value_bits::take(std::move(v)); }
+  // Precondition (copy, borrow): the caller is pinned in the epoch domain
+  // that retires the table's references, so the payload is alive.
+  static value copy(const words& w) noexcept { return value_bits::copy(w); }
+  // Calls f(const value&) on a value that shares the words' payload without
+  // taking a reference (no write to the payload): built in storage that is
+  // never destroyed, so it never drops the reference it did not take.
+  template <class F>
+  static decltype(auto) borrow(const words& w, F&& f) {
+    union holder {
+      holder() {}
+      ~holder() {}
+      value v;
+    } h;
+    new (&h.v) value(value_bits::adopt(w));
+    return std::forward<F>(f)(static_cast<const value&>(h.v));
+  }
+  static void release(const words& w) noexcept { value_bits::adopt(w).~value(); }
+  static void* payload(const words& w) noexcept { return value_bits::payload(w); }
+  static void drop(void* p) noexcept { value_bits::drop(p); }
+};
+
+template <class V>
+using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec, word_codec<V>>;
+
+template <class K, class V>
+inline constexpr bool inline_slots_v = word_sized_v<K> && (word_sized_v<V> || std::is_same_v<V, value>);
+
+template <class K, class V, template <class> class Atomic, class GroupLock>
+class alignas(64) inline_table {
+ public:
+  using key_codec = word_codec<K>;
+  using val_codec = value_codec_for<V>;
+  static constexpr std::size_t kValueWords = val_codec::kWords;
+  using value_words = typename val_codec::words;
+  static constexpr std::size_t kMaxLoadNum = 7, kMaxLoadDen = 8;  // as table_core
+
+  struct entry {
+    std::uint64_t key = 0;
+    value_words value{};
+    bool same(const entry& o) const noexcept { return key == o.key && value == o.value; }
+  };
+  struct location {
+    bool found = false;
+    std::size_t group = 0;
+    std::size_t slot = 0;
+    entry e;
+    explicit operator bool() const noexcept { return found; }
+  };
+  enum class status { done, frozen, full, gone };
+
+  static std::size_t groups_for(std::size_t n) noexcept {
+    const std::size_t per_group_max = kGroupSlots * kMaxLoadNum / kMaxLoadDen;  // 13
+    const std::size_t g = (n + per_group_max - 1) / per_group_max;
+    return std::bit_ceil(std::max<std::size_t>(g, 1));
+  }
+
+  explicit inline_table(std::size_t groups) : groups_(groups), mask_(groups - 1) {
+    bytes_ = groups * sizeof(block);
+    blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
+    for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
+  }
+  inline_table(const inline_table&) = delete;
+  inline_table& operator=(const inline_table&) = delete;
+  // Frees the array only: the words' values belong to the front end (J5).
+  ~inline_table() { ::operator delete (blocks_, std::align_val_t{64}); }
+
+  std::size_t groups() const noexcept { return groups_; }
+  std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
+  std::size_t max_load() const noexcept { return capacity() * kMaxLoadNum / kMaxLoadDen; }
+  std::size_t bytes() const noexcept { return bytes_; }
+  // relaxed (size, dirty): as in table_core.
+  std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
+  bool needs_rebuild() const noexcept { return size() + dirty() >= max_load(); }
+
+  GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
+  const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
+
+  void prefetch(std::size_t hash) const noexcept { __builtin_prefetch(&blocks_[hash & mask_]); }
+  void prefetch_candidate(std::size_t hash) const noexcept {
+    const block& b = blocks_[hash & mask_];
+    if (const std::uint32_t m = b.meta.load().match(tag_of(hash)))
+      __builtin_prefetch(&b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
+  }
+
+  // Finds the entry whose key word satisfies match (called only on words
+  // validated by the seqlock). Loads only (READ PROTOCOL, inline layout).
+  template <class Match>
+  [[gnu::always_inline]] inline location find(std::size_t hash, Match&& match) const {
+    const std::uint8_t tag = tag_of(hash);
+    prober p(hash, mask_);
+    for (;;) {
+      const block& b = blocks_[p.get()];
+      group_bits bits(0, 0);
+      for (backoff bo;; bo.pause()) {
+        const std::uint32_t v = b.lock.read_begin();
+        bits = b.meta.load();
+        std::uint32_t m = bits.match(tag);
+        for (; m; m &= m - 1) {
+          const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
+          const entry e = read(b.slots[i]);
+          if (!b.lock.read_valid(v)) break;  // a writer overlapped: read the group again
+          if (match(e.key)) return {true, p.get(), i, e};
+        }
+        if (!m) break;  // every candidate was read whole and none matched
+      }
+      if (!bits.overflowed(hash) || !p.next()) return {};
+    }
+  }
+
+  // Puts e (whose key is absent, and which no other thread inserts meanwhile:
+  // the caller's stripe) into the first group on its probe sequence with an
+  // empty slot. On done the table owns e's value (J5).
+  template <class Counter>
+  status insert(std::size_t hash, const entry& e, Counter& waits) {
+    prober p(hash, mask_);
+    do {
+      block& b = blocks_[p.get()];
+      if (b.lock.lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+      if (const std::uint32_t avail = b.meta.load().match_empty()) {
+        const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
+        write(b.slots[i], e);
+        b.meta.set_tag(i, tag_of(hash));                // J1: words, then tag
+        size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4, under the group lock
+        b.lock.unlock();                                // bumps the version: readers retry
+        return status::done;
+      }
+      b.meta.set_overflow(hash);  // J3
+      b.lock.unlock();
+    } while (p.next());
+    return status::full;
+  }
+
+  // Stores value words w at `at` if the slot still holds at.e. On done the
+  // table owns w and the caller owns (must retire) at.e.value.
+  template <class Counter>
+  status replace(const location& at, const value_words& w, Counter& waits) {
+    block& b = blocks_[at.group];
+    if (b.lock.lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+    status s = status::gone;
+    if (holds(b, at)) {
+      slot& sl = b.slots[at.slot];
+      // release: pairs with the readers' acquire loads of the words (seqlock).
+      for (std::size_t j = 0; j < kValueWords; ++j) sl.value[j].store(w[j], std::memory_order_release);
+      s = status::done;
+    }
+    b.lock.unlock();
+    return s;
+  }
+
+  // Empties the slot at `at` if it still holds at.e. On done the caller owns
+  // (must retire) at.e.value.
+  template <class Counter>
+  status erase(const location& at, Counter& waits) {
+    block& b = blocks_[at.group];
+    if (b.lock.lock(waits) == GroupLock::acquired::frozen) return status::frozen;
+    status s = status::gone;
+    if (holds(b, at)) {
+      b.meta.set_tag(at.slot, 0);                                                         // J1: the tag only
+      size_.fetch_sub(1, std::memory_order_relaxed);                                      // relaxed: J4
+      if (b.meta.load().overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
+      s = status::done;
+    }
+    b.lock.unlock();
+    return s;
+  }
+
+  void thaw_all() noexcept {
+    for (std::size_t g = 0; g < groups_; ++g) blocks_[g].lock.thaw();
+  }
+  void freeze_all() noexcept {
+    for (std::size_t g = 0; g < groups_; ++g) blocks_[g].lock.freeze();
+  }
+
+  // Calls f(const entry&) for every full slot, each read whole under the
+  // group's seqlock; a group's entries are copied out before f runs.
+  template <class F>
+  void for_each_entry(F&& f) const {
+    scan([&](std::size_t, const entry& e) { f(e); });
+  }
+
+  // Moves every entry into fresh (private, large enough); hash_of(key word)
+  // gives each entry's hash. Precondition: this table is frozen.
+  template <class HashOf>
+  void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
+    scan([&](std::size_t, const entry& e) { fresh.unprotected_insert(hash_of(e.key), e); });
+  }
+
+  // Inserts into a table no other thread can see. Precondition: the key is
+  // absent and the table is not full.
+  void unprotected_insert(std::size_t hash, const entry& e) noexcept {
+    prober p(hash, mask_);
+    for (;;) {
+      block& b = blocks_[p.get()];
+      if (const std::uint32_t avail = b.meta.load().match_empty()) {
+        const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
+        write(b.slots[i], e);
+        b.meta.set_tag(i, tag_of(hash));
+        size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: private table
+        return;
+      }
+      b.meta.set_overflow(hash);
+      p.next();
+    }
+  }
+
+  // Releases every entry's value (J5): the map's destructor and clear().
+  void release_entries() const noexcept {
+    if constexpr (val_codec::kOwns) scan([](std::size_t, const entry& e) { val_codec::release(e.value); });
+  }
+
+  template <class HashOf>
+  std::vector<std::uint64_t> probe_histogram(HashOf&& hash_of) const {
+    std::vector<std::uint64_t> h;
+    scan([&](std::size_t g, const entry& e) {
+      prober p(hash_of(e.key), mask_);
+      while (p.get() != g && p.next()) {
+      }
+      if (h.size() < p.length()) h.resize(p.length());
+      ++h[p.length() - 1];
+    });
+    return h;
+  }
+
+ private:
+  struct slot {
+    Atomic<std::uint64_t> key{0};
+    Atomic<std::uint64_t> value[kValueWords] = {};
+  };
+  struct alignas(64) block {
+    group_meta<Atomic> meta;
+    GroupLock lock;  // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
+    slot slots[kGroupSlots];
+  };
+
+  // acquire (every word): a word written by a writer W synchronizes with W's
+  // release store, so W's lock CAS happens before the reader's read_valid
+  // re-load, which then sees the version changed (Boehm's seqlock argument;
+  // acquire loads instead of a fence, which ThreadSanitizer also understands).
+  // Plain moves on x86.
+  static entry read(const slot& s) noexcept {
+    entry e;
+    e.key = s.key.load(std::memory_order_acquire);
+    for (std::size_t j = 0; j < kValueWords; ++j) e.value[j] = s.value[j].load(std::memory_order_acquire);
+    return e;
+  }
+  // release: pairs with read()'s acquire loads. Under the group lock.
+  static void write(slot& s, const entry& e) noexcept {
+    s.key.store(e.key, std::memory_order_release);
+    for (std::size_t j = 0; j < kValueWords; ++j) s.value[j].store(e.value[j], std::memory_order_release);
+  }
+  // Under the group lock: the slot is full and still holds exactly at.e.
+  static bool holds(const block& b, const location& at) noexcept {
+    if (b.meta.load().byte(at.slot) == 0) return false;
+    return read(b.slots[at.slot]).same(at.e);
+  }
+  template <class F>
+  void scan(F&& f) const {
+    entry buf[kGroupSlots];
+    for (std::size_t g = 0; g < groups_; ++g) {
+      const block& b = blocks_[g];
+      std::size_t n = 0;
+      for (backoff bo;; bo.pause()) {
+        const std::uint32_t v = b.lock.read_begin();
+        n = 0;
+        for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1)
+          buf[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
+        if (b.lock.read_valid(v)) break;
+      }
+      for (std::size_t i = 0; i < n; ++i) f(g, buf[i]);
+    }
+  }
+
+  std::size_t groups_, mask_, bytes_ = 0;
+  block* blocks_ = nullptr;
+  // On their own cache line: every insert and erase writes them.
+  alignas(64) Atomic<std::size_t> size_{0};  // J4
+  Atomic<std::size_t> dirty_{0};             // erasures from overflowed groups since the build
+};
+
+}  // namespace polymap::detail
