@@ -511,6 +511,14 @@ TEST(ConcurrentMapInline, WholeApiWithPayloadValues) {
     EXPECT_EQ(m.update(9, [](const polymap::value* cur) { return polymap::value(cur ? 1 : 2); }).get<std::int64_t>(),
               2);
     EXPECT_FALSE(m.compare_exchange(2, polymap::value(std::string("two")), std::string("x")));
+    {
+      // A failed exchange drops its own reference to `desired`, once.
+      const polymap::value keep = counted_payload(1000, 1);
+      const long live = counted_payload::live.load();
+      EXPECT_FALSE(m.compare_exchange(2, polymap::value(std::string("nope")), keep));
+      EXPECT_EQ(counted_payload::live.load(), live);
+      EXPECT_EQ(keep.get<counted_payload>().value().serial, 1u);
+    }
     EXPECT_TRUE(m.compare_exchange(2, polymap::value(std::string("deux")), counted_payload(2, 9)));
     EXPECT_EQ(m.find(2)->get<counted_payload>().value().serial, 9u);
     EXPECT_TRUE(m.erase(5));

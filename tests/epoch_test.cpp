@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <latch>
 #include <thread>
 #include <vector>
@@ -192,4 +193,45 @@ TEST(Epoch, CollectionDeferredToTheOutermostUnpin) {
   EXPECT_EQ(d.epoch(), e0 + 1);  // the unpin ran the collection: one advance
   d.barrier();
   EXPECT_EQ(tracked::live.load(), 0);
+}
+
+// A live thread that retired objects and then went idle (neither retiring,
+// nor collecting, nor exiting: a config thread asleep between reloads) must
+// not keep them forever: another thread's collections take its ready objects
+// once it has not collected for a while.
+TEST(Epoch, BagOfIdleLiveThreadIsFreedByOthers) {
+  static std::atomic<int> idle_freed{0};
+  static std::atomic<int> busy_freed{0};
+  idle_freed = 0;
+  busy_freed = 0;
+  constexpr int kIdleRetired = 100;  // more than kCollectEvery: the idle thread collected once, early
+  epoch_domain d;
+  std::latch retired(1), release(1);
+  std::thread idle([&] {
+    for (int i = 0; i < kIdleRetired; ++i) {
+      auto g = d.pin();
+      d.retire(new int(i), [](void* p) noexcept {
+        delete static_cast<int*>(p);
+        idle_freed.fetch_add(1);
+      });
+    }
+    retired.count_down();
+    release.wait();  // alive and idle until the main thread is done
+  });
+  retired.wait();
+  int busy_retired = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (idle_freed.load() < kIdleRetired && std::chrono::steady_clock::now() < deadline) {
+    auto g = d.pin();
+    d.retire(new int(busy_retired++), [](void* p) noexcept {
+      delete static_cast<int*>(p);
+      busy_freed.fetch_add(1);
+    });
+  }
+  EXPECT_EQ(idle_freed.load(), kIdleRetired) << "the idle thread's bag was kept";
+  release.count_down();
+  idle.join();
+  d.barrier();
+  EXPECT_EQ(idle_freed.load(), kIdleRetired);
+  EXPECT_EQ(busy_freed.load(), busy_retired);
 }

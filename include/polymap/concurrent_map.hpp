@@ -721,13 +721,9 @@ class inline_concurrent_map
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    for (;;) {
-      const location cur = find_in(current(), h, k);
-      if (publish(h, k, cur ? &cur : nullptr, {kw, w.get()})) {
-        w.commit();
-        return !cur;
-      }
-    }
+    const bool replaced = publish_any(h, k, {kw, w.get()});  // cannot fail: no expectation
+    w.commit();
+    return !replaced;
   }
 
   // Inserts (k, v) if k is absent (returns true); otherwise calls f(V&) on a
@@ -908,10 +904,24 @@ class inline_concurrent_map
   // held (L1).
   template <class Q>
   bool publish(std::size_t h, const Q& q, const location* expect, const entry& e) {
+    return publish_impl(h, q, expect, e, false).ok;
+  }
+  // Stores e whatever the key's entry was (one lookup: insert_or_assign);
+  // returns true if it replaced one.
+  template <class Q>
+  bool publish_any(std::size_t h, const Q& q, const entry& e) {
+    return publish_impl(h, q, nullptr, e, true).replaced;
+  }
+  struct published {
+    bool ok;
+    bool replaced;
+  };
+  template <class Q>
+  published publish_impl(std::size_t h, const Q& q, const location* expect, const entry& e, bool any) {
     for (;;) {
       table* t = current();
       const location loc = find_in(t, h, q);
-      if (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e))) return false;
+      if (!any && (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e)))) return {false, false};
       status s;
       if (loc) {
         s = t->replace(loc, e.value, lock_waits_);
@@ -925,7 +935,7 @@ class inline_concurrent_map
       switch (s) {
         case status::done:
           if (loc) retire(loc.e.value);
-          return true;
+          return {true, loc.found};
         case status::frozen:
           this->wait_for_rebuild();
           break;

@@ -41,6 +41,16 @@
 //   retire: a push under the thread's own (uncontended) bag mutex; every
 //   `kCollectEvery` retires the thread tries to advance and free, at once if
 //   it is not pinned, else at its outermost unpin (never while pinned).
+//
+// WHO FREES A BAG
+//   A collection frees its own thread's bag (per-thread node pools stay
+//   balanced, see collect), the bags of exited threads, and the ready objects
+//   of live threads that have not collected for kIdleCollectNs: a thread that
+//   retired and then went quiet (a config thread asleep between reloads)
+//   would otherwise keep its bag until it retires again. Every bag access
+//   holds the bag's mutex (the owner's push too), so any collector may take
+//   from any bag; ownership only decides who usually does. try_reclaim() and
+//   barrier() take from every bag.
 #pragma once
 
 #include <atomic>
@@ -133,6 +143,9 @@ class epoch_domain {
     std::atomic<std::uint64_t> announce{0};
     // True while a live thread owns this record.
     std::atomic<bool> claimed{false};
+    // steady_clock nanoseconds of the owner's last collect() (or of its claim).
+    // Written by the owner, read by other collectors as a hint: see free_ready.
+    std::atomic<std::int64_t> collected_ns{0};
     record* next = nullptr;        // immutable once the record is published
     unsigned nest = 0;             // owner only
     bool reclaim_due = false;      // owner only: retire() asked for a collection while pinned
@@ -364,14 +377,23 @@ class epoch_domain {
   // microseconds longer; bags stay bounded by the retire rate times that.
   static constexpr std::int64_t kAdvanceIntervalNs = 100'000;
 
+  // A live thread that has not collected for this long has its ready objects
+  // freed by other threads' collections. Far above the collection period of
+  // a thread that keeps writing (kCollectEvery retires take tens of
+  // microseconds), so writers still free their own bags; a thread that went
+  // quiet keeps its objects at most about this long past their grace period
+  // (while some other thread collects).
+  static constexpr std::int64_t kIdleCollectNs = 10 * kAdvanceIntervalNs;
+
  private:
   // The periodic collection of retire() (or of the unpin it was deferred
   // to). Never throws: out of memory, reclamation waits for the next try.
   void collect(record* r) noexcept {
     try {
-      const std::int64_t now =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-              .count();
+      const std::int64_t now = now_ns();
+      // relaxed: a hint for other collectors (free_ready); it pairs with
+      // nothing, since no free depends on it (the bag mutex and the tags do).
+      r->collected_ns.store(now, std::memory_order_relaxed);
       // relaxed: a throttle; the CAS only elects one attempt per interval.
       std::int64_t next = state_->next_advance.load(std::memory_order_relaxed);
       if (now >= next &&
@@ -381,24 +403,35 @@ class epoch_domain {
       const std::uint64_t g = state_->global.load(std::memory_order_acquire);
       if (g == r->scanned_at) return;  // nothing became free since this thread last looked
       r->scanned_at = g;
-      // Only this thread's bag (and those of exited threads): each thread
-      // frees about as many nodes as it retires, so per-thread allocator
-      // caches (node_pool.hpp) stay balanced, and no collector takes the
-      // other threads' bag mutexes.
-      free_ready(g, r);
+      // This thread's bag, those of exited threads, and those of live threads
+      // idle for kIdleCollectNs: each thread frees about as many nodes as it
+      // retires, so per-thread allocator caches (node_pool.hpp) stay
+      // balanced, and collectors rarely take other threads' bag mutexes.
+      free_ready(g, r, now - kIdleCollectNs);
     } catch (...) {
     }
   }
 
  public:
   // Frees what invariant 2 allows at epoch g, from every thread's bag, or
-  // (own != nullptr) from own's bag and the bags of exited threads.
-  std::size_t free_ready(std::uint64_t g, record* own = nullptr) {
+  // (own != nullptr) from own's bag, the bags of exited threads, and the bags
+  // of live threads whose last collection was before idle_before (steady_clock
+  // nanoseconds). Taking from a live thread's bag is safe at any time: the
+  // owner pushes under the same mutex, and an object leaves a bag only under
+  // it, so each is freed once; readiness rests on its tag and g alone.
+  std::size_t free_ready(std::uint64_t g, record* own = nullptr, std::int64_t idle_before = 0) {
     std::vector<retired> ready;
     std::vector<std::pair<record*, std::size_t>> taken;  // per record: how many of ready
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
-      // relaxed: a hint; the bag itself is read under its mutex.
-      if (own && r != own && r->claimed.load(std::memory_order_relaxed)) continue;
+      if (own && r != own) {
+        // relaxed, all three: hints, paired with nothing; the bag itself is
+        // read under its mutex. A stale value only changes who frees (or
+        // delays it to a later collection), never whether a free is safe.
+        if (r->held.load(std::memory_order_relaxed) == 0) continue;
+        if (r->claimed.load(std::memory_order_relaxed) &&
+            r->collected_ns.load(std::memory_order_relaxed) >= idle_before)
+          continue;  // a live owner that collects: it frees its own bag
+      }
       std::lock_guard lock(r->bag_mutex);
       std::size_t count = 0;
       for (const auto& x : r->bag) count += x.tag + 2 <= g;
@@ -481,17 +514,27 @@ class epoch_domain {
     for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
       bool expected = false;
       // acquire: pairs with the release store in ~thread_records.
-      if (r->claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) return r;
+      if (r->claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        // relaxed: a hint, as in collect(); the new owner counts as fresh.
+        r->collected_ns.store(now_ns(), std::memory_order_relaxed);
+        return r;
+      }
     }
     auto r = std::make_unique<record>();
-    r->bag.reserve(kCollectEvery);                      // spare capacity: retire() must not allocate
-    r->claimed.store(true, std::memory_order_relaxed);  // relaxed: not yet published
+    r->bag.reserve(kCollectEvery);                               // spare capacity: retire() must not allocate
+    r->claimed.store(true, std::memory_order_relaxed);           // relaxed: not yet published
+    r->collected_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: not yet published
     record* head = state_->head.load(std::memory_order_relaxed);
     do {
       r->next = head;
       // release: publishes the record's fields to readers of head (acquire).
     } while (!state_->head.compare_exchange_weak(head, r.get(), std::memory_order_release, std::memory_order_relaxed));
     return r.release();
+  }
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
   std::shared_ptr<state> state_;

@@ -99,7 +99,10 @@ struct value_codec {
     new (&h.v) value(value_bits::adopt(w));
     return std::forward<F>(f)(static_cast<const value&>(h.v));
   }
-  static void release(const words& w) noexcept { value_bits::adopt(w).~value(); }
+  static void release(const words& w) noexcept {
+    const value v = value_bits::adopt(w);  // drops the words' reference when it goes
+    (void)v;
+  }
   static void* payload(const words& w) noexcept { return value_bits::payload(w); }
   static void drop(void* p) noexcept { value_bits::drop(p); }
 };
