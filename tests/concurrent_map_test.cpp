@@ -504,9 +504,8 @@ TEST(ConcurrentMapInline, WholeApiWithPayloadValues) {
     }));
     EXPECT_EQ(m.find(7)->get<counted_payload>().value().serial, 2u);
     EXPECT_TRUE(m.insert_or_visit(8, std::string("eight"), [](polymap::value&) { FAIL(); }));
-    const polymap::value u = m.update(1, [](const polymap::value* cur) {
-      return polymap::value(cur ? cur->get<std::int64_t>().value() + 5 : 0);
-    });
+    const polymap::value u = m.update(
+        1, [](const polymap::value* cur) { return polymap::value(cur ? cur->get<std::int64_t>().value() + 5 : 0); });
     EXPECT_EQ(u.get<std::int64_t>(), 15);
     EXPECT_EQ(m.update(9, [](const polymap::value* cur) { return polymap::value(cur ? 1 : 2); }).get<std::int64_t>(),
               2);

@@ -23,6 +23,7 @@
 
 #include "polymap/locked_map.hpp"
 #include "polymap/value.hpp"
+#include "replaced_new.hpp"
 
 #if __has_include("polymap/concurrent_map.hpp")
 #include "polymap/concurrent_map.hpp"
@@ -59,76 +60,10 @@ inline void maybe_fail() {
   }
 }
 
-inline void* allocate(std::size_t n) {
-  maybe_fail();
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-inline void* allocate_aligned(std::size_t n, std::align_val_t a) {
-  maybe_fail();
-  const auto al = static_cast<std::size_t>(a);
-  const std::size_t rounded = n == 0 ? al : (n + al - 1) / al * al;  // aligned_alloc wants a multiple of al
-  if (void* p = std::aligned_alloc(al, rounded)) return p;
-  throw std::bad_alloc();
-}
-
 }  // namespace fault
 
-void* operator new(std::size_t n) {
-  return fault::allocate(n);
-}
-void* operator new[](std::size_t n) {
-  return fault::allocate(n);
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return fault::allocate(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return fault::allocate(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  return fault::allocate_aligned(n, a);
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return fault::allocate_aligned(n, a);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
+void replaced_new::before_allocation() {
+  fault::maybe_fail();
 }
 
 namespace {

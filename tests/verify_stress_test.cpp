@@ -168,17 +168,17 @@ TEST(VerifyStress, ScheduleIsReproducibleFromItsSeed) {
 template <class M>
 class RealMapStress : public ::testing::Test {};
 
-using real_maps = ::testing::Types<polymap::locked_map<>
+using real_maps =
+    ::testing::Types<polymap::locked_map<>
 #ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
-                                   ,
-                                   polymap::concurrent_map<>,
-                                   polymap::concurrent_map<std::uint64_t, polymap::value>  // inline layout
+                     ,
+                     polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, polymap::value>  // inline layout
 #endif
 #ifdef POLYMAP_VERIFY_HAS_SNAPSHOT_MAP
-                                   ,
-                                   polymap::snapshot_map<>
+                     ,
+                     polymap::snapshot_map<>
 #endif
-                                   >;
+                     >;
 TYPED_TEST_SUITE(RealMapStress, real_maps);
 
 // 4 threads on 3 keys: 600,000 operations (default build).

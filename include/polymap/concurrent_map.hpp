@@ -9,8 +9,11 @@
 //   (find copies the value out: copying a polymap::value that holds a heap
 //   payload bumps that payload's reference count, a write to the payload, not
 //   to the map; visit and get read in place and copy only what they return.)
-//   visit(q, f) calls f(const V&) on an immutable node that stays alive for
-//   the call, even if another thread overwrites or erases the key meanwhile.
+//   visit(q, f) calls f(const V&) on a value that stays alive and unchanged
+//   for the call, even if another thread overwrites or erases the key
+//   meanwhile: an immutable node (node layout), or a value read whole under
+//   the seqlock that shares the stored payload (inline layout; no reference
+//   is taken, the epoch pin keeps the payload).
 //   for_each and erase_if are weakly consistent: they see every entry present
 //   for their whole run, and may or may not see entries changed meanwhile;
 //   each entry they pass is a value the key really had. size() is exact when
@@ -24,8 +27,16 @@
 //
 // TERMS
 //   group, tag, overflow, probe: see detail/group.hpp.
+//   layout   : chosen at compile time (concurrent_map::inline_slots,
+//              detail::inline_slots_v<K, V>):
+//              inline: K is trivially copyable, at most 8 bytes, not
+//              string-like, and V is such a type or polymap::value; the slot
+//              holds the key word and the value word(s) (detail/inline_table.hpp).
+//              node: everything else (std::string keys, large or non-trivial V).
 //   node     : {hash, key, value}, heap-allocated, immutable once published.
-//   table    : detail::table_core: per group, metadata, slot pointers, a version word.
+//   table    : node layout: detail::table_core (per group: metadata, slot
+//              pointers, a version word); inline layout: detail::inline_table
+//              (per group: metadata, version word, 15 {key, value} slots).
 //   stripe   : one of 64 key locks, chosen by hash bits the table does not use
 //              for positions or tags. Serializes the writes of one key.
 //   freeze   : a group's version word marked final: the table is being
@@ -49,6 +60,18 @@
 //   the block's end, on the line of slots 13-14, which a writer of the group
 //   dirties anyway; readers of the metadata line do not share it.
 //
+//   inline layout (inline_table, one allocation)
+//   +---------------------+        +----------------------------------------------+
+//   | table_ (atomic ptr) |------> | G x {meta 16 B, version 4 B, 15 x {key word, |
+//   | (as above)          |        |      value words}}, 64-byte aligned blocks   |
+//   +---------------------+        +----------------------------------------------+
+//   u64 -> polymap::value: a block is 16 + 8 + 15 * 24 = 384 bytes, six lines;
+//   a hit reads the first line (tags and version) and its slot's line: two
+//   misses in one page instead of three (meta, slot pointer, node), and a
+//   write allocates nothing. Blocks are 64-byte aligned: unaligned 264-byte
+//   blocks (u64 -> u64) put the version word on another line than the tags
+//   for a quarter of the groups and measured ~30% slower.
+//
 // LOCK PROTOCOL (stated once)
 //   L1. A write to key k holds stripe(k) from its first lookup of k to the
 //       publication of its result. So no two writes of one key overlap, and a
@@ -65,8 +88,9 @@
 //       never holds one), so no cycle exists.
 //   L4. rebuild_mutex_ Protects: replacing table_ (growth, reserve, clear,
 //       dirty rebuild), growths_. Held by at most one thread; a rebuild
-//       freezes every group of the old table, copies the node pointers into
-//       the new one, publishes it, and retires the old table.
+//       freezes every group of the old table, copies the node pointers (node
+//       layout) or the key and value words (inline layout, rehashing each
+//       key) into the new one, publishes it, and retires the old table.
 //
 // READ PROTOCOL (find, contains, visit, bulk_find)
 //   pin the epoch; load table_ (acquire); for each group on the probe
@@ -86,17 +110,50 @@
 //   linearizes in the gap. A lookup that still reads a table being rebuilt
 //   reads frozen, unchanging groups: the state at the freeze, which lies
 //   inside its run.
-//   The version word is a seqlock (version_lock::read_begin / read_valid), for
-//   an inline layout that reads key and value as separate words; the node
-//   layout never reads it.
+//   The node layout never reads the version word.
+//
+// READ PROTOCOL, inline layout
+//   pin the epoch (it keeps the table array and any value payload alive);
+//   load table_ (acquire); for each group on the probe sequence:
+//     v = version word (read_begin, acquire: pairs with the last unlock);
+//     load the metadata word, SSE2-match the tag; for each match i:
+//       load slot i's key word and value word(s) (acquire loads);
+//       if read_valid(v) fails (v was odd: a writer held the group; or the
+//       word changed), read the group again (after a pause);
+//       otherwise the words are one entry as it was at one instant: decode
+//       the key (Eq sees only validated keys) and on a match return a copy
+//       of the value (find: a polymap::value payload gets one more
+//       reference, a write to the payload, not to the map), or borrow it
+//       (visit, get: no reference taken);
+//     stop at a group whose overflow bit for the hash is clear.
+//   Writers hold the group lock (version bit 0, acquire CAS) while they store
+//   words (release stores) and tags; unlock bumps the counter (release). If a
+//   reader's word came from a writer W's release store, its acquire load
+//   synchronizes with it, so W's lock CAS happens before the reader's
+//   re-load of the version, which then cannot return v (Boehm, "Can seqlocks
+//   get along with programming language memory models?", MSPC 2012; acquire
+//   loads instead of a fence, which TSan models). Plain moves on x86.
+//   Ownership: the words of a full slot own one payload reference. A writer
+//   that replaces or erases words retires that reference through the epoch
+//   (scalars retire nothing); a rebuild moves words to the new table and
+//   releases none; the destructor and clear()'s retired table release all.
+//   So a reader pinned when it read the words finds the payload alive.
+//   Why a seqlock only here: a node-layout slot is one word naming a whole
+//   immutable entry; an inline slot is several words written separately, so
+//   a reader could pair one entry's key with another's value (erase and
+//   insert into the same slot between its loads).
+//   Linearization points as in the node layout, with "value word store" for
+//   "pointer store". A 16-byte CAS per slot instead of a seqlock would be a
+//   locked RMW on every read (a write to the line), which is what we avoid.
 //
 // GROWTH: a new table, built while readers go on (chosen over incremental
 //   migration). A rebuild is triggered when size + dirty reaches 7/8 of the
 //   slots (dirty: erasures from overflowed groups, which keep probe chains
 //   long until a rebuild clears the overflow bytes). Under rebuild_mutex_ the
 //   rebuilder freezes every group (each freeze waits for at most one short
-//   group-lock hold), allocates a table for twice the live entries, copies the
-//   node pointers (nodes are shared, not copied), publishes the table
+//   group-lock hold), allocates a table with room for 5/4 of the live
+//   entries, copies the node pointers (nodes are shared, not copied) or the
+//   inline words, publishes the table
 //   (release), and retires the old one through the epoch domain. Readers are
 //   never blocked: they keep reading the frozen table until they next load
 //   table_. Writers to a frozen group wait for the rebuild to finish. If the
@@ -111,13 +168,16 @@
 //   - Boost concurrent_flat_map: readers take the group's spin lock on a tag
 //     match, so a popular key bounces one line between reading cores. Ours
 //     take none (a lookup is loads only), which is the whole point.
-//   - Inline slots for trivially copyable K and V, read under the seqlock:
-//     one fewer dependent miss per lookup (no node). Written and tested on
-//     branch wip/inline-slots, not merged: it measured no faster while the
-//     epoch pin cost ~20-40 ns, and it does not apply to the default
-//     V = polymap::value (a payload pointer with a reference count is not
-//     trivially copyable), which is what the benchmark and the users run.
-//     The seqlock read side (read_begin/read_valid) stays for it.
+//   - Nodes for every K and V (sessions 1-2): a lookup's third dependent
+//     miss is the node (perf: ~43% of a 1-thread u64 find at N = 10,000 on
+//     the node load), and every write allocates a node and retires one.
+//     Session 3 added the inline layout for word-sized keys, with word-sized
+//     values or polymap::value (whose only non-trivial part, the payload
+//     reference count, is handled by retiring references, not nodes). The
+//     first inline attempt (branch wip/inline-slots: u64 values only, slots
+//     in an array apart from the group headers) measured no faster: a third
+//     line per lookup, and the pin then cost ~7 ns. Keys that are strings
+//     keep the node layout.
 //
 // WHAT MADE IT FASTER (session 2, u64 -> u64, N = 10,000, 2-core VM; every
 //   number is a same-run comparison, the machine is noisy)
@@ -129,11 +189,15 @@
 //   - writes: the epoch no longer collects while pinned, advances at most
 //     every 100 us (membarrier is an IPI to every CPU: unthrottled, two
 //     writers spent most of their time in the kernel), each thread frees its
-//     own bag into a per-thread node pool (node_pool.hpp), the node is
+//     own bag (others' only once idle for 1 ms, epoch.hpp) into a per-thread
+//     node pool (node_pool.hpp), the node is
 //     allocated before the stripe lock, and insert_or_assign looks the key up
 //     once. 2-thread update loop: 1.9 -> 6-7 Mops/s; 1 thread 8 -> 12.
-//   Still: a write costs a node, a retire and three dependent misses, and
-//   locked_map's in-place update on one thread is ~2-3x faster.
+//   Still (node layout): a write costs a node, a retire and three dependent
+//   misses, and locked_map's in-place update on one thread is ~2-3x faster.
+//   The inline layout writes in place (session 3, u64 -> polymap::value,
+//   N = 10,000, same run, Mops/s node -> inline: 2-thread find 62 -> 75,
+//   95/5 44 -> 38 (noise), 50/50 18 -> 32; 1-thread insert 18 -> 29).
 //   - Boost's per-group insert counters instead of key stripes: one
 //     fetch_add per insert instead of a lock, but the counter retry path
 //     calls user callbacks (update) again; stripes call them once.
@@ -142,10 +206,16 @@
 //
 // FAQ
 //   Why 15 slots per group? 15 tags and an overflow byte fill one SSE2 word.
-//   Why is memory per entry higher than boost::unordered_flat_map? Each entry
-//   is a node (hash + K + V + malloc overhead) behind an 8-byte slot.
-//   Why does visit's f see a const V&? Nodes are shared by readers; a write
-//   publishes a new node.
+//   Why is memory per entry higher than boost::unordered_flat_map? Node
+//   layout: each entry is a node (hash + K + V + allocator overhead) behind
+//   an 8-byte slot. Inline layout: about the same as the flat map (a slot is
+//   sizeof(K) + sizeof(V) rounded to words, plus 24/15 bytes of group
+//   header and the 64-byte block alignment).
+//   Why does visit's f see a const V&? Node layout: nodes are shared by
+//   readers; a write publishes a new node. Inline layout: f sees a value
+//   built from words read whole; it shares the payload, which the pin keeps.
+//   Can an inline reader see a key that was never inserted? No: Eq and the
+//   caller see only words validated by the seqlock.
 #pragma once
 
 #include <atomic>
@@ -168,7 +238,6 @@
 #include "polymap/detail/table_core.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
-
 
 namespace polymap {
 
@@ -335,7 +404,7 @@ class concurrent_map_core {
       throw;
     }
     static_cast<Derived*>(this)->rehash_into(*t, *fresh);  // entries move: the old table frees none
-    table_.store(fresh, std::memory_order_release);         // release: pairs with current()'s acquire
+    table_.store(fresh, std::memory_order_release);        // release: pairs with current()'s acquire
     growths_.fetch_add(fresh->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
     Traits::domain().retire(t, &free_table);
   }
@@ -381,19 +450,19 @@ class node_concurrent_map
                                  table_core<map_node<K, V>, Traits::template atomic, typename Traits::group_lock>, K,
                                  Hash, Eq, Traits> {
   using node = map_node<K, V>;
-  using core = concurrent_map_core<node_concurrent_map, table_core<node, Traits::template atomic,
-                                                                    typename Traits::group_lock>,
-                                   K, Hash, Eq, Traits>;
+  using core =
+      concurrent_map_core<node_concurrent_map, table_core<node, Traits::template atomic, typename Traits::group_lock>,
+                          K, Hash, Eq, Traits>;
   friend core;
-  using typename core::location;
-  using typename core::status;
-  using typename core::table;
-  using typename core::stripe_guard;
   using core::current;
   using core::eq_;
   using core::hash_of;
   using core::lock_waits_;
   using core::lookup;
+  using typename core::location;
+  using typename core::status;
+  using typename core::stripe_guard;
+  using typename core::table;
 
  public:
   using mapped_type = V;
@@ -518,7 +587,7 @@ class node_concurrent_map
 
   // --- reads -----------------------------------------------------------------
   template <class Q>
-  std::optional<V> find(const Q& q) const {
+  [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = Traits::domain().pin();
     const node* n = find_node(hash_of(q), lookup(q));
     if (!n) return std::nullopt;
@@ -658,20 +727,20 @@ class node_concurrent_map
 template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
     : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
-                                 inline_table<K, V, Traits::template atomic, typename Traits::group_lock>, K, Hash,
-                                 Eq, Traits> {
+                                 inline_table<K, V, Traits::template atomic, typename Traits::group_lock>, K, Hash, Eq,
+                                 Traits> {
   using itable = inline_table<K, V, Traits::template atomic, typename Traits::group_lock>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
   friend core;
-  using typename core::location;
-  using typename core::status;
-  using typename core::table;
-  using typename core::stripe_guard;
   using core::current;
   using core::eq_;
   using core::hash_of;
   using core::lock_waits_;
   using core::lookup;
+  using typename core::location;
+  using typename core::status;
+  using typename core::stripe_guard;
+  using typename core::table;
   using entry = typename itable::entry;
   using kcodec = typename itable::key_codec;
   using vcodec = typename itable::val_codec;
@@ -828,7 +897,7 @@ class inline_concurrent_map
 
   // --- reads -----------------------------------------------------------------
   template <class Q>
-  std::optional<V> find(const Q& q) const {
+  [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = Traits::domain().pin();
     const location loc = find_in(current(), hash_of(q), lookup(q));
     if (!loc) return std::nullopt;
@@ -836,7 +905,7 @@ class inline_concurrent_map
   }
 
   template <class Q>
-  bool contains(const Q& q) const {
+  [[gnu::always_inline]] bool contains(const Q& q) const {
     auto pin = Traits::domain().pin();
     return static_cast<bool>(find_in(current(), hash_of(q), lookup(q)));
   }
@@ -983,10 +1052,10 @@ class inline_concurrent_map
 
 template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
           class Traits = concurrent_map_traits>
-class concurrent_map : public std::conditional_t<detail::inline_slots_v<K, V>,
-                                                 detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
-                                                 detail::node_concurrent_map<K, V, Hash, Eq, Traits>>,
-                       public detail::typed_access<concurrent_map<K, V, Hash, Eq, Traits>, K, V> {
+class concurrent_map
+    : public std::conditional_t<detail::inline_slots_v<K, V>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                                detail::node_concurrent_map<K, V, Hash, Eq, Traits>>,
+      public detail::typed_access<concurrent_map<K, V, Hash, Eq, Traits>, K, V> {
   using layout = std::conditional_t<detail::inline_slots_v<K, V>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
                                     detail::node_concurrent_map<K, V, Hash, Eq, Traits>>;
 

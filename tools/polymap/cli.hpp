@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
 namespace polymap::cli {
@@ -25,5 +26,11 @@ inline std::vector<std::pair<std::string, command_adder>>& commands() {
 struct registrar {
   registrar(std::string name, command_adder add) { commands().emplace_back(std::move(name), add); }
 };
+
+// The callback of a `polymap bench` subcommand in a build without benchmarks.
+[[noreturn]] inline void bench_unavailable() {
+  fmt::print(stderr, "polymap bench: built without benchmarks (configure with -DPOLYMAP_BUILD_BENCH=ON)\n");
+  throw CLI::RuntimeError(2);
+}
 
 }  // namespace polymap::cli

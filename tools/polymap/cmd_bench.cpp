@@ -221,13 +221,9 @@ void add_bench(CLI::App& root) {
     run_bench(*args);
   });
 #else
-  auto unavailable = [] {
-    fmt::print(stderr, "polymap bench: built without benchmarks (configure with -DPOLYMAP_BUILD_BENCH=ON)\n");
-    throw CLI::RuntimeError(2);
-  };
-  report->callback(unavailable);
-  cmd->callback([report, publish, checked, unavailable] {
-    if (!report->parsed() && !publish->parsed() && !checked->parsed()) unavailable();
+  report->callback([] { polymap::cli::bench_unavailable(); });
+  cmd->callback([report, publish, checked] {
+    if (!report->parsed() && !publish->parsed() && !checked->parsed()) polymap::cli::bench_unavailable();
   });
 #endif
 }

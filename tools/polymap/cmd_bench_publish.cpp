@@ -149,10 +149,7 @@ CLI::App* add_bench_publish(CLI::App& bench) {
 #ifdef POLYMAP_HAVE_BENCH
   cmd->callback([a] { run_publish(*a); });
 #else
-  cmd->callback([] {
-    fmt::print(stderr, "polymap bench: built without benchmarks (configure with -DPOLYMAP_BUILD_BENCH=ON)\n");
-    throw CLI::RuntimeError(2);
-  });
+  cmd->callback([] { polymap::cli::bench_unavailable(); });
 #endif
   return cmd;
 }

@@ -239,7 +239,7 @@ class epoch_domain {
 
   // The process-wide domain. Never destroyed, so threads that outlive main's
   // statics can still unpin safely; what is pending at exit stays reachable.
-  static epoch_domain& global() {
+  [[gnu::always_inline]] static epoch_domain& global() {
     static epoch_domain* d = new epoch_domain;
     return *d;
   }
@@ -258,9 +258,9 @@ class epoch_domain {
     }
     guard(const guard&) = delete;
     guard& operator=(const guard&) = delete;
-    ~guard() { unpin(); }
+    [[gnu::always_inline]] ~guard() { unpin(); }
 
-    void unpin() noexcept {
+    [[gnu::always_inline]] void unpin() noexcept {
       if (!rec_) return;
       record* r = std::exchange(rec_, nullptr);
       if (--r->nest == 0) {
@@ -284,7 +284,10 @@ class epoch_domain {
     record* rec_ = nullptr;
   };
 
-  [[nodiscard]] guard pin() {
+  // Inlined into every lookup (the harness's loop showed GCC leaving it out
+  // of line once the lookup grew, which cost the overlap of misses between
+  // consecutive lookups); the rare parts (local_slow, collect) stay out.
+  [[nodiscard, gnu::always_inline]] guard pin() {
     record* r = local();
     if (r->nest++ == 0) {
       // relaxed: a stale epoch is safe (it only holds G back, invariant 1).
@@ -388,7 +391,7 @@ class epoch_domain {
  private:
   // The periodic collection of retire() (or of the unpin it was deferred
   // to). Never throws: out of memory, reclamation waits for the next try.
-  void collect(record* r) noexcept {
+  [[gnu::noinline]] void collect(record* r) noexcept {
     try {
       const std::int64_t now = now_ns();
       // relaxed: a hint for other collectors (free_ready); it pairs with
@@ -484,7 +487,7 @@ class epoch_domain {
   }
 
   // The calling thread's record in this domain (claimed on first use).
-  record* local() {
+  [[gnu::always_inline]] record* local() {
     const tls_cache c = cache_;
     if (c.s == state_.get()) [[likely]]
       return c.r;

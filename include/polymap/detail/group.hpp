@@ -167,6 +167,19 @@ struct alignas(16) group_meta {
   }
 };
 
+// Table sizing shared by table_core and inline_table: at most 7/8 of the
+// slots full (as Boost foa and abseil), a power-of-two group count.
+struct table_sizing {
+  static constexpr std::size_t kMaxLoadNum = 7, kMaxLoadDen = 8;
+  // The smallest power-of-two group count whose maximum load holds n entries.
+  static std::size_t groups_for(std::size_t n) noexcept {
+    const std::size_t per_group_max = kGroupSlots * kMaxLoadNum / kMaxLoadDen;  // 13
+    const std::size_t g = (n + per_group_max - 1) / per_group_max;
+    return std::bit_ceil(g > 1 ? g : std::size_t{1});
+  }
+  static std::size_t max_load_of(std::size_t capacity) noexcept { return capacity * kMaxLoadNum / kMaxLoadDen; }
+};
+
 // Triangular probing over 2^k groups.
 class prober {
  public:

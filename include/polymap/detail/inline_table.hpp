@@ -44,7 +44,7 @@ namespace polymap::detail {
 // A type that travels as one 64-bit word: trivially copyable, at most 8
 // bytes, not string-like (a const char* key compares by pointer).
 template <class T>
-inline constexpr bool word_sized_v = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
+inline constexpr bool word_sized_v = std::is_trivially_copyable_v<T>&& std::is_default_constructible_v<T> &&
                                      sizeof(T) <= 8 && !is_string_like<T>;
 
 // How a key or a word-sized value becomes words and back.
@@ -114,13 +114,12 @@ template <class K, class V>
 inline constexpr bool inline_slots_v = word_sized_v<K> && (word_sized_v<V> || std::is_same_v<V, value>);
 
 template <class K, class V, template <class> class Atomic, class GroupLock>
-class alignas(64) inline_table {
+class alignas(64) inline_table : public table_sizing {
  public:
   using key_codec = word_codec<K>;
   using val_codec = value_codec_for<V>;
   static constexpr std::size_t kValueWords = val_codec::kWords;
   using value_words = typename val_codec::words;
-  static constexpr std::size_t kMaxLoadNum = 7, kMaxLoadDen = 8;  // as table_core
 
   struct entry {
     std::uint64_t key = 0;
@@ -136,12 +135,6 @@ class alignas(64) inline_table {
   };
   enum class status { done, frozen, full, gone };
 
-  static std::size_t groups_for(std::size_t n) noexcept {
-    const std::size_t per_group_max = kGroupSlots * kMaxLoadNum / kMaxLoadDen;  // 13
-    const std::size_t g = (n + per_group_max - 1) / per_group_max;
-    return std::bit_ceil(std::max<std::size_t>(g, 1));
-  }
-
   explicit inline_table(std::size_t groups) : groups_(groups), mask_(groups - 1) {
     bytes_ = groups * sizeof(block);
     blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
@@ -154,7 +147,7 @@ class alignas(64) inline_table {
 
   std::size_t groups() const noexcept { return groups_; }
   std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
-  std::size_t max_load() const noexcept { return capacity() * kMaxLoadNum / kMaxLoadDen; }
+  std::size_t max_load() const noexcept { return max_load_of(capacity()); }
   std::size_t bytes() const noexcept { return bytes_; }
   // relaxed (size, dirty): as in table_core.
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
@@ -173,8 +166,34 @@ class alignas(64) inline_table {
 
   // Finds the entry whose key word satisfies match (called only on words
   // validated by the seqlock). Loads only (READ PROTOCOL, inline layout).
+  // The common path reads each group once; if a writer overlapped a read,
+  // the lookup starts over in find_contended (out of line, so the inlined
+  // path stays small enough for consecutive lookups to overlap their misses).
   template <class Match>
   [[gnu::always_inline]] inline location find(std::size_t hash, Match&& match) const {
+    const std::uint8_t tag = tag_of(hash);
+    prober p(hash, mask_);
+    for (;;) {
+      const block& b = blocks_[p.get()];
+      const std::uint32_t v = b.lock.read_begin();
+      const group_bits bits = b.meta.load();
+      for (std::uint32_t m = bits.match(tag); m; m &= m - 1) {
+        const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
+        const entry e = read(b.slots[i]);
+        if (!b.lock.read_valid(v)) [[unlikely]]
+          return find_contended(hash, match);
+        if (match(e.key)) return {true, p.get(), i, e};
+      }
+      // A group without a validated match: a miss here. Its overflow bit
+      // needs no validation (bits are only ever set, I3).
+      if (!bits.overflowed(hash) || !p.next()) return {};
+    }
+  }
+
+  // find, for a lookup that met a writer: each group is read until one read
+  // validates, pausing between tries.
+  template <class Match>
+  [[gnu::noinline]] location find_contended(std::size_t hash, Match& match) const {
     const std::uint8_t tag = tag_of(hash);
     prober p(hash, mask_);
     for (;;) {

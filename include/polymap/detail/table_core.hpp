@@ -71,11 +71,9 @@ struct probe_record {
 };
 
 template <class Node, template <class> class Atomic, class GroupLock>
-class alignas(64) table_core {
+class alignas(64) table_core : public table_sizing {
  public:
   using node_type = Node;
-  // Maximum load: 7/8 of the slots, as Boost foa and abseil.
-  static constexpr std::size_t kMaxLoadNum = 7, kMaxLoadDen = 8;
 
   struct location {
     Node* node = nullptr;
@@ -84,13 +82,6 @@ class alignas(64) table_core {
     explicit operator bool() const noexcept { return node != nullptr; }
   };
   enum class status { done, frozen, full, gone };
-
-  // The smallest power-of-two group count whose maximum load holds n entries.
-  static std::size_t groups_for(std::size_t n) noexcept {
-    const std::size_t per_group_max = kGroupSlots * kMaxLoadNum / kMaxLoadDen;  // 13
-    const std::size_t g = (n + per_group_max - 1) / per_group_max;
-    return std::bit_ceil(std::max<std::size_t>(g, 1));
-  }
 
   explicit table_core(std::size_t groups) : groups_(groups), mask_(groups - 1) {
     bytes_ = groups * sizeof(group_block);
@@ -109,7 +100,7 @@ class alignas(64) table_core {
 
   std::size_t groups() const noexcept { return groups_; }
   std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
-  std::size_t max_load() const noexcept { return capacity() * kMaxLoadNum / kMaxLoadDen; }
+  std::size_t max_load() const noexcept { return max_load_of(capacity()); }
   std::size_t bytes() const noexcept { return bytes_; }
   // relaxed (size, dirty): statistics and growth triggers; exact once frozen (I4),
   // where the freeze's acquire orders them.
