@@ -658,3 +658,20 @@ TEST(ConcurrentMapInline, GrowthUnderConcurrentReaders) {
   EXPECT_EQ(misses.load(), 0);
   EXPECT_EQ(m.size(), kBase + 20000u * kScale);
 }
+
+// The inline layout retires nothing per write (scalars), only its old tables
+// at each growth; those must still be freed while the thread keeps writing,
+// without anyone calling barrier() (epoch_domain::poll).
+TEST(ConcurrentMapInline, OldTablesFreedWhileWriting) {
+  auto& domain = polymap::detail::epoch_domain::global();
+  domain.barrier();
+  u64_map m;
+  for (std::uint64_t i = 0; i < 50000; ++i) m.insert(i, i);  // a dozen growths
+  EXPECT_GT(m.stats().growths, 8u);
+  std::size_t writes = 0;
+  for (int round = 0; round < 5000 && domain.pending() != 0; ++round) {
+    for (std::uint64_t j = 0; j < 1000; ++j) m.insert_or_assign(j, j + 1);
+    writes += 1000;
+  }
+  EXPECT_EQ(domain.pending(), 0u) << "after " << writes << " more writes";
+}

@@ -1003,7 +1003,7 @@ class inline_concurrent_map
       }
       switch (s) {
         case status::done:
-          if (loc) retire(loc.e.value);
+          retire_or_poll(loc ? &loc.e.value : nullptr);
           return {true, loc.found};
         case status::frozen:
           this->wait_for_rebuild();
@@ -1027,7 +1027,7 @@ class inline_concurrent_map
       if (!loc || !loc.e.same(old)) return false;
       switch (t->erase(loc, lock_waits_)) {
         case status::done:
-          retire(loc.e.value);
+          retire_or_poll(&loc.e.value);
           return true;
         case status::frozen:
           this->wait_for_rebuild();
@@ -1038,13 +1038,19 @@ class inline_concurrent_map
     }
   }
 
-  // A value that left the table: its payload reference is dropped a grace
-  // period later (readers pinned now may still copy or borrow it). Scalars
-  // retire nothing.
-  static void retire(const words& w) noexcept {
+  // After a write: the value that left the table (nullptr: none), whose
+  // payload reference is dropped a grace period later (readers pinned now
+  // may still copy or borrow it). A write that retires nothing (scalars,
+  // inserts) polls the epoch instead, so the old tables this thread retired
+  // in growths are still freed (epoch_domain::poll).
+  static void retire_or_poll(const words* w) noexcept {
     if constexpr (vcodec::kOwns) {
-      if (void* p = vcodec::payload(w)) Traits::domain().retire(p, &vcodec::drop);
+      if (void* p = w ? vcodec::payload(*w) : nullptr) {
+        Traits::domain().retire(p, &vcodec::drop);
+        return;
+      }
     }
+    Traits::domain().poll();
   }
 };
 

@@ -148,6 +148,7 @@ class epoch_domain {
     std::atomic<std::int64_t> collected_ns{0};
     record* next = nullptr;        // immutable once the record is published
     unsigned nest = 0;             // owner only
+    unsigned polls = 0;            // owner only: poll() calls, see poll()
     bool reclaim_due = false;      // owner only: retire() asked for a collection while pinned
     std::uint64_t scanned_at = 0;  // owner only: the epoch of this thread's last collection
     std::mutex bag_mutex;          // Protects: bag. Owner and collectors.
@@ -353,6 +354,29 @@ class epoch_domain {
         collect(r);
       }
     }
+  }
+
+  // For a writer that retired nothing this time (concurrent_map's inline
+  // layout storing scalars retires only its old tables): counts one write
+  // toward the periodic collection, so what the thread did retire is freed
+  // while it keeps writing. retire() alone collects only every kCollectEvery
+  // objects in the bag, so a growing map's old tables (one per growth) would
+  // otherwise stay until the map's owner retired 64 of them. Cheap when the
+  // thread holds nothing: a thread-local lookup and one relaxed load.
+  void poll() noexcept {
+    record* r;
+    try {
+      r = local();
+    } catch (...) {
+      return;
+    }
+    // relaxed: the owner's own counter, read as a hint (see free_ready).
+    if (r->held.load(std::memory_order_relaxed) == 0) return;
+    if (++r->polls % kCollectEvery != 0) return;
+    if (r->nest > 0)
+      r->reclaim_due = true;  // as in retire(): collect at the outermost unpin
+    else
+      collect(r);
   }
 
   // Objects that retire() could not record for lack of memory (never freed).
