@@ -196,8 +196,16 @@
 //   Still (node layout): a write costs a node, a retire and three dependent
 //   misses, and locked_map's in-place update on one thread is ~2-3x faster.
 //   The inline layout writes in place (session 3, u64 -> polymap::value,
-//   N = 10,000, same run, Mops/s node -> inline: 2-thread find 62 -> 75,
-//   95/5 44 -> 38 (noise), 50/50 18 -> 32; 1-thread insert 18 -> 29).
+//   N = 10,000, a microbenchmark, same run, Mops/s node -> inline: 2-thread
+//   find 62 -> 75, 50/50 18 -> 32; 1-thread insert 18 -> 29). In the bench
+//   harness it first read 25-45% SLOWER than the node layout (A/B runs of
+//   both builds alternating, three rounds): its larger lookup was no longer
+//   inlined into the caller's loop, and a lookup that stays a call keeps
+//   fewer consecutive lookups' misses in flight. With the read path forced
+//   inline (find, contains, the epoch pin; the seqlock retry moved out of
+//   line into find_contended) it beat the node layout in every A/B round:
+//   1-thread find100 53-61 vs 33-51, 2-thread 77-96 vs 70-89, 2-thread
+//   95/5 44-71 vs 26-56. 2M-key inserts: 2.2-3.2 vs 1.5-1.6.
 //   - Boost's per-group insert counters instead of key stripes: one
 //     fetch_add per insert instead of a lock, but the counter retry path
 //     calls user callbacks (update) again; stripes call them once.
