@@ -482,13 +482,10 @@ class node_concurrent_map
     std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    for (;;) {
-      if (find_node(h, n->key)) return false;
-      if (publish(h, nullptr, n.get())) {
-        n.release();
-        return true;
-      }
-    }
+    // One lookup: publish's own (under the stripe, L1) says whether k is there.
+    if (!publish(h, nullptr, n.get())) return false;
+    n.release();
+    return true;
   }
 
   bool insert_or_assign(K k, V v) {
@@ -665,8 +662,9 @@ class node_concurrent_map
   }
 
   // Makes n the key's node in place of old (nullptr: insert). Returns false if
-  // the key's node is no longer old (only a concurrent clear() does that; the
-  // caller starts over). Precondition: the key's stripe is held (L1).
+  // the key's node is not old: for old == nullptr, the key is present (insert
+  // relies on that); otherwise only a concurrent clear() does it (the caller
+  // starts over). Precondition: the key's stripe is held (L1).
   bool publish(std::size_t h, node* old, node* n) { return publish_impl(h, n, &old).ok; }
   // Makes n the key's node whatever it was (one lookup instead of find_node +
   // publish: insert_or_assign); returns the node it replaced, or nullptr.
@@ -783,13 +781,10 @@ class inline_concurrent_map
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
-    for (;;) {
-      if (find_in(current(), h, k)) return false;
-      if (publish(h, k, nullptr, {kw, w.get()})) {
-        w.commit();
-        return true;
-      }
-    }
+    // One lookup: publish's own (under the stripe, L1) says whether k is there.
+    if (!publish(h, k, nullptr, {kw, w.get()})) return false;
+    w.commit();
+    return true;
   }
 
   bool insert_or_assign(K k, V v) {
@@ -975,8 +970,9 @@ class inline_concurrent_map
   }
 
   // Stores e (key q) where the key's entry was *expect (nullptr: absent).
-  // Returns false if it no longer is (only a concurrent clear() does that;
-  // the caller starts over). On true the table owns e's value, and the
+  // Returns false if it is not: for expect == nullptr, the key is present
+  // (insert relies on that); otherwise only a concurrent clear() does it
+  // (the caller starts over). On true the table owns e's value, and the
   // replaced value, if any, is retired. Precondition: the key's stripe is
   // held (L1).
   template <class Q>
