@@ -262,6 +262,14 @@ struct minimal_failure {
 //      absent, or any value written before s);
 //   3. delta debugging over the window's observers (is_observer): drop chunks,
 //      halving the chunk size, while the rest still fails.
+// Steps 1 and 2 cut only where the cut is real-time: every operation before
+// it returned before the first one after it was invoked. Any linearization
+// then orders the two sides the same way, so a failing piece is a genuine
+// witness. A cut through overlapping operations is not: an operation invoked
+// later may take effect earlier (e.g. the write an update's result depends
+// on), and dropping it made a correct history look wrong (seen under TSan:
+// `insert_or_assign(k, 2); update(k, add 2) -> 6`, whose 4 was written by a
+// dropped, overlapping call).
 template <class K, class V>
 minimal_failure<K, V> minimize(std::vector<const operation<K, V>*> ops, std::uint64_t max_steps,
                                const std::optional<V>& start = std::nullopt) {
@@ -283,16 +291,31 @@ minimal_failure<K, V> minimize(std::vector<const operation<K, V>*> ops, std::uin
                                ops.begin() + static_cast<std::ptrdiff_t>(e));
   };
 
-  // 1. The shortest failing prefix.
-  std::size_t lo = 0, hi = ops.size();
+  // The real-time cuts: 0, n, and every i where ops [0, i) all returned
+  // before ops[i] was invoked (ops are sorted by invocation, so also before
+  // every later one). A call and a return at an equal stamp overlap.
+  std::vector<std::size_t> cuts{0};
+  {
+    std::uint64_t last_return = 0;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (i > 0 && last_return < ops[i]->invoke) cuts.push_back(i);
+      last_return = std::max(last_return, ops[i]->response);
+    }
+    if (!ops.empty()) cuts.push_back(ops.size());
+  }
+
+  // 1. The shortest failing prefix: the whole history fails, the empty one
+  //    does not; bisect over the cuts.
+  std::size_t lo = 0, hi = cuts.size() - 1;
   while (hi - lo > 1) {
     const std::size_t mid = lo + (hi - lo) / 2;
-    if (fails_from(range(0, mid), from_empty))
+    if (fails_from(range(0, cuts[mid]), from_empty))
       hi = mid;
     else
       lo = mid;
   }
-  const std::size_t end = hi;
+  const std::size_t end = cuts[hi];
+  const std::size_t end_cut = hi;
 
   // 2. The latest start. Candidates: absent and the distinct values written
   //    before the start (the most recent 64, to bound the work).
@@ -311,17 +334,18 @@ minimal_failure<K, V> minimize(std::vector<const operation<K, V>*> ops, std::uin
     }
     return c;
   };
-  std::size_t good = 0, bad = end;  // [good, end) fails; [bad, end) is not known to
+  // Indices into cuts: [cuts[good], end) fails; [cuts[bad], end) is not known to.
+  std::size_t good = 0, bad = end_cut;
   while (bad - good > 1) {
     const std::size_t mid = good + (bad - good) / 2;
-    if (fails_from(range(mid, end), starts_before(mid)))
+    if (fails_from(range(cuts[mid], end), starts_before(cuts[mid])))
       good = mid;
     else
       bad = mid;
   }
   minimal_failure<K, V> out;
-  out.ops = range(good, end);
-  out.initial = good == 0 ? from_empty : starts_before(good);
+  out.ops = range(cuts[good], end);
+  out.initial = cuts[good] == 0 ? from_empty : starts_before(cuts[good]);
 
   // 3. Drop observers while the rest still fails.
   for (std::size_t chunk = std::max<std::size_t>(out.ops.size() / 2, 1);; chunk /= 2) {
