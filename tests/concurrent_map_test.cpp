@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <latch>
 #include <map>
@@ -657,6 +658,90 @@ TEST(ConcurrentMapInline, GrowthUnderConcurrentReaders) {
   reader.join();
   EXPECT_EQ(misses.load(), 0);
   EXPECT_EQ(m.size(), kBase + 20000u * kScale);
+}
+
+// The inline layout's key locks live in each table (J6), so a growth moves
+// writers of one key from one lock to another. Threads racing to insert the
+// same keys into a map that grows all the while must still give every key
+// exactly one winner and one slot (a duplicate would show in size(), in
+// for_each, or as two winners).
+TEST(ConcurrentMapInline, SameKeysRacedThroughGrowthLandOnce) {
+  constexpr int kThreads = 4;
+  const std::uint64_t n = 20000;
+  for (int round = 0; round < 3; ++round) {
+    u64_map m;
+    std::vector<std::atomic<int>> winners(n);
+    std::latch go(kThreads);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&, t] {
+        go.arrive_and_wait();
+        // All walk the same keys in the same order, so they insert the same
+        // key at about the same time, and all of them resume together on
+        // the new table after each growth (they waited on the frozen old one).
+        for (std::uint64_t k = 0; k < n; ++k)
+          if (t == 3 ? m.insert_or_assign(k, k) : m.insert(k, k)) winners[k].fetch_add(1);
+      });
+    }
+    for (auto& t : ts) t.join();
+    std::size_t seen = 0;
+    m.for_each([&](std::uint64_t k, std::uint64_t v) {
+      ++seen;
+      EXPECT_EQ(k, v);
+    });
+    EXPECT_EQ(seen, n);
+    EXPECT_EQ(m.size(), n);
+    std::size_t bad = 0;
+    for (std::uint64_t k = 0; k < n; ++k) bad += winners[k].load() != 1;
+    EXPECT_EQ(bad, 0u);
+    EXPECT_GT(m.stats().growths, 5u);
+  }
+}
+
+// J6 step by step: A's update of k runs its callback holding the old
+// table's key lock; a growth replaces the table; B's update of k then takes
+// the new table's key lock and parks in its callback. A, released first, must
+// move to the new table's lock and so wait for B: B's value lands first and
+// A's callback runs again on it. (Were A to keep the old lock, A and B would
+// both insert k, each having seen it absent.)
+TEST(ConcurrentMapInline, WriterMovesToTheNewTablesKeyLock) {
+  u64_map m;
+  const std::uint64_t k = 7;
+  std::atomic<int> a_calls{0}, b_calls{0};
+  std::atomic<bool> a_done{false};
+  std::latch a_in(1), a_go(1), b_in(1), b_go(1);
+  std::thread a([&] {
+    m.update(k, [&](const std::uint64_t* cur) -> std::uint64_t {
+      if (a_calls.fetch_add(1) == 0) {
+        a_in.count_down();
+        a_go.wait();
+      }
+      return (cur ? *cur : 0) + 1;
+    });
+    a_done = true;
+  });
+  a_in.wait();
+  m.reserve(10000);  // a growth while A holds the old table's key lock
+  std::thread b([&] {
+    m.update(k, [&](const std::uint64_t* cur) -> std::uint64_t {
+      if (b_calls.fetch_add(1) == 0) {
+        b_in.count_down();
+        b_go.wait();
+      }
+      return (cur ? *cur : 0) + 100;
+    });
+  });
+  b_in.wait();
+  a_go.count_down();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(a_done.load()) << "A published while B held k's key lock in the new table";
+  b_go.count_down();
+  a.join();
+  b.join();
+  EXPECT_EQ(m.find(k), std::optional<std::uint64_t>(101));
+  EXPECT_EQ(b_calls.load(), 1);
+  EXPECT_EQ(a_calls.load(), 2);
+  EXPECT_EQ(m.size(), 1u);
 }
 
 // The inline layout retires nothing per write (scalars), only its old tables

@@ -21,9 +21,12 @@
 //   Callbacks that throw leave the map unchanged: insert_or_visit runs f on a
 //   copy, update computes its value before publishing, erase_if decides every
 //   entry before erasing any. Callbacks must not call back into the same map
-//   (update and insert_or_visit run theirs holding the key's stripe lock).
+//   (update and insert_or_visit run theirs holding the key's lock: a stripe,
+//   or in the inline layout the key lock of the key's home group).
 //   A callback may run again if clear() races with the same operation (the
-//   entry it saw was wiped before the result could be stored).
+//   entry it saw was wiped before the result could be stored), and in the
+//   inline layout if a growth does (its key locks are per table, J6: a write
+//   that began on the new table may store first).
 //
 // TERMS
 //   group, tag, overflow, probe: see detail/group.hpp.
@@ -37,8 +40,12 @@
 //   table    : node layout: detail::table_core (per group: metadata, slot
 //              pointers, a version word); inline layout: detail::inline_table
 //              (per group: metadata, version word, 15 {key, value} slots).
-//   stripe   : one of 64 key locks, chosen by hash bits the table does not use
-//              for positions or tags. Serializes the writes of one key.
+//   stripe   : node layout: one of 64 key locks, chosen by hash bits the
+//              table does not use for positions or tags. Serializes the
+//              writes of one key.
+//   key lock : inline layout: a lock word in each group's block; the one of
+//              the key's home group (first on its probe sequence) serializes
+//              the writes of the key to that table (inline_table.hpp, J6).
 //   freeze   : a group's version word marked final: the table is being
 //              rebuilt, no write to it can succeed any more.
 //   epoch    : detail::epoch_domain::global(): a node or table is freed only
@@ -74,7 +81,10 @@
 //
 // LOCK PROTOCOL (stated once)
 //   L1. A write to key k holds stripe(k) from its first lookup of k to the
-//       publication of its result. So no two writes of one key overlap, and a
+//       publication of its result. (Inline layout: the key lock of k in the
+//       table it writes, J6; a writer that finds the table replaced moves to
+//       the new table's key lock before its publishing lookup, so a
+//       growth can put a write that began on the new table first.) So no two writes of one key overlap, and a
 //       writer's "k is absent / k is node n" stays true while it holds the
 //       stripe (except across clear(), which takes no stripe: see L4).
 //   L2. A slot or metadata word changes only under its group's lock (a bit of
@@ -209,6 +219,11 @@
 //   - Boost's per-group insert counters instead of key stripes: one
 //     fetch_add per insert instead of a lock, but the counter retry path
 //     calls user callbacks (update) again; stripes call them once.
+//   - Key stripes in the inline layout (session 4): a write took the stripe
+//     line and the group's line, both bouncing between the writing cores
+//     (perf: 46% of insert_or_assign's samples on the stripe load, 2 threads,
+//     50/50). The key lock now sits on the home group's first line, which a
+//     write to that group dirties anyway.
 //   - A seq_cst size counter per map: a single line every insert bounces;
 //     ours sits in the table on a line of its own, written under group locks.
 //
@@ -299,7 +314,6 @@ class concurrent_map_core {
   using table = Table;
   using location = typename table::location;
   using status = typename table::status;
-  static constexpr std::size_t kStripes = 64;
 
  public:
   using key_type = K;
@@ -424,23 +438,6 @@ class concurrent_map_core {
     delete t;
   }
 
-  class stripe_guard {
-   public:
-    stripe_guard(concurrent_map_core& m, std::size_t h) : lock_(m.stripes_[(h >> 40) % kStripes].lock) {
-      lock_.lock(m.lock_waits_);
-    }
-    ~stripe_guard() { lock_.unlock(); }
-    stripe_guard(const stripe_guard&) = delete;
-    stripe_guard& operator=(const stripe_guard&) = delete;
-
-   private:
-    typename Traits::stripe_lock& lock_;
-  };
-
-  struct alignas(64) stripe {
-    typename Traits::stripe_lock lock;  // Protects: the writes of the keys that hash to it (L1).
-  };
-
   // Read by every operation; written only by rebuilds: a line of its own.
   alignas(64) atomic<table*> table_;
   [[no_unique_address]] Hash hash_;
@@ -448,7 +445,6 @@ class concurrent_map_core {
   alignas(64) std::mutex rebuild_mutex_;  // Protects: replacing table_, growths_ (L4).
   atomic<std::uint64_t> growths_{0};
   atomic<std::uint64_t> lock_waits_{0};
-  stripe stripes_[kStripes];
 };
 
 // The node layout: every entry an immutable node behind a slot pointer.
@@ -469,8 +465,26 @@ class node_concurrent_map
   using core::lookup;
   using typename core::location;
   using typename core::status;
-  using typename core::stripe_guard;
   using typename core::table;
+  static constexpr std::size_t kStripes = 64;
+
+  class stripe_guard {
+   public:
+    stripe_guard(node_concurrent_map& m, std::size_t h) : lock_(m.stripes_[(h >> 40) % kStripes].lock) {
+      lock_.lock(m.lock_waits_);
+    }
+    ~stripe_guard() { lock_.unlock(); }
+    stripe_guard(const stripe_guard&) = delete;
+    stripe_guard& operator=(const stripe_guard&) = delete;
+
+   private:
+    typename Traits::stripe_lock& lock_;
+  };
+
+  struct alignas(64) stripe {
+    typename Traits::stripe_lock lock;  // Protects: the writes of the keys that hash to it (L1).
+  };
+  stripe stripes_[kStripes];
 
  public:
   using mapped_type = V;
@@ -732,10 +746,11 @@ class node_concurrent_map
 // under the group seqlock (detail/inline_table.hpp).
 template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
-    : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
-                                 inline_table<K, V, Traits::template atomic, typename Traits::group_lock>, K, Hash, Eq,
-                                 Traits> {
-  using itable = inline_table<K, V, Traits::template atomic, typename Traits::group_lock>;
+    : public concurrent_map_core<
+          inline_concurrent_map<K, V, Hash, Eq, Traits>,
+          inline_table<K, V, Traits::template atomic, typename Traits::group_lock, typename Traits::stripe_lock>, K,
+          Hash, Eq, Traits> {
+  using itable = inline_table<K, V, Traits::template atomic, typename Traits::group_lock, typename Traits::stripe_lock>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
   friend core;
   using core::current;
@@ -745,12 +760,39 @@ class inline_concurrent_map
   using core::lookup;
   using typename core::location;
   using typename core::status;
-  using typename core::stripe_guard;
   using typename core::table;
   using entry = typename itable::entry;
   using kcodec = typename itable::key_codec;
   using vcodec = typename itable::val_codec;
   using words = typename itable::value_words;
+
+  // Holds the key lock of a hash in the table the caller writes (J6, L1
+  // inline). hold(t) moves it to table t when a growth or clear() replaced
+  // the table: released in the old one, taken in t. The caller is pinned, so
+  // the old table is still allocated when its lock is released.
+  class key_guard {
+   public:
+    key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.current()); }
+    ~key_guard() { lock_->unlock(); }
+    key_guard(const key_guard&) = delete;
+    key_guard& operator=(const key_guard&) = delete;
+    void hold(table* t) {
+      if (t == t_) return;
+      lock_->unlock();
+      take(t);
+    }
+
+   private:
+    void take(table* t) {
+      t_ = t;
+      lock_ = &t->key_lock_of(h_);
+      lock_->lock(m_.lock_waits_);
+    }
+    inline_concurrent_map& m_;
+    std::size_t h_;
+    table* t_ = nullptr;
+    typename Traits::stripe_lock* lock_ = nullptr;
+  };
 
   // Value words the caller owns until the table takes them (commit) or the
   // guard releases them (an exception, or a value never stored).
@@ -780,9 +822,9 @@ class inline_concurrent_map
     const std::uint64_t kw = kcodec::encode(k)[0];
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
-    // One lookup: publish's own (under the stripe, L1) says whether k is there.
-    if (!publish(h, k, nullptr, {kw, w.get()})) return false;
+    key_guard kg(*this, h);
+    // One lookup: publish's own (under the key lock, J6) says whether k is there.
+    if (!publish(kg, h, k, nullptr, {kw, w.get()})) return false;
     w.commit();
     return true;
   }
@@ -792,8 +834,8 @@ class inline_concurrent_map
     const std::uint64_t kw = kcodec::encode(k)[0];
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
-    const bool replaced = publish_any(h, k, {kw, w.get()});  // cannot fail: no expectation
+    key_guard kg(*this, h);
+    const bool replaced = publish_any(kg, h, k, {kw, w.get()});  // cannot fail: no expectation
     w.commit();
     return !replaced;
   }
@@ -805,21 +847,21 @@ class inline_concurrent_map
     const std::size_t h = hash_of(k);
     const std::uint64_t kw = kcodec::encode(k)[0];
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
+    key_guard kg(*this, h);
     for (;;) {
       const location cur = find_in(current(), h, k);
       if (cur) {
         V copy = vcodec::copy(cur.e.value);
         f(copy);
         owned w(std::move(copy));
-        if (publish(h, k, &cur, {kw, w.get()})) {
+        if (publish(kg, h, k, &cur, {kw, w.get()})) {
           w.commit();
           return false;
         }
       } else {
         V copy = v;  // v itself stays for a retry
         owned w(std::move(copy));
-        if (publish(h, k, nullptr, {kw, w.get()})) {
+        if (publish(kg, h, k, nullptr, {kw, w.get()})) {
           w.commit();
           return true;
         }
@@ -834,13 +876,13 @@ class inline_concurrent_map
     const std::size_t h = hash_of(k);
     const std::uint64_t kw = kcodec::encode(k)[0];
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
+    key_guard kg(*this, h);
     for (;;) {
       const location cur = find_in(current(), h, k);
       V next = cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
       V stored = next;
       owned w(std::move(stored));
-      if (publish(h, k, cur ? &cur : nullptr, {kw, w.get()})) {
+      if (publish(kg, h, k, cur ? &cur : nullptr, {kw, w.get()})) {
         w.commit();
         return next;
       }
@@ -851,12 +893,12 @@ class inline_concurrent_map
   bool compare_exchange(const Q& q, const V& expected, V desired) {
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
+    key_guard kg(*this, h);
     owned w(std::move(desired));
     for (;;) {
       const location cur = find_in(current(), h, lookup(q));
       if (!cur || !vcodec::borrow(cur.e.value, [&](const V& seen) { return bool(seen == expected); })) return false;
-      if (publish(h, lookup(q), &cur, {cur.e.key, w.get()})) {
+      if (publish(kg, h, lookup(q), &cur, {cur.e.key, w.get()})) {
         w.commit();
         return true;
       }
@@ -867,11 +909,11 @@ class inline_concurrent_map
   bool erase(const Q& q) {
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
-    stripe_guard sg(*this, h);
+    key_guard kg(*this, h);
     for (;;) {
       const location cur = find_in(current(), h, lookup(q));
       if (!cur) return false;
-      if (unlink(h, lookup(q), cur.e)) return true;
+      if (unlink(kg, h, lookup(q), cur.e)) return true;
     }
   }
 
@@ -892,8 +934,8 @@ class inline_concurrent_map
     for (const entry& e : doomed) {
       const K k = kcodec::decode({e.key});
       const std::size_t h = hash_of(k);
-      stripe_guard sg(*this, h);
-      if (unlink(h, k, e)) ++erased;
+      key_guard kg(*this, h);
+      if (unlink(kg, h, k, e)) ++erased;
     }
     return erased;
   }
@@ -971,28 +1013,30 @@ class inline_concurrent_map
 
   // Stores e (key q) where the key's entry was *expect (nullptr: absent).
   // Returns false if it is not: for expect == nullptr, the key is present
-  // (insert relies on that); otherwise only a concurrent clear() does it
-  // (the caller starts over). On true the table owns e's value, and the
-  // replaced value, if any, is retired. Precondition: the key's stripe is
-  // held (L1).
+  // (insert relies on that); otherwise another write got in while the table
+  // was replaced (growth or clear(): the key lock is per table, J6), and
+  // the caller starts over. On true the table owns e's value, and the
+  // replaced value, if any, is retired. Precondition: kg is the key's guard
+  // (publish_impl moves it to the current table before its lookup).
   template <class Q>
-  bool publish(std::size_t h, const Q& q, const location* expect, const entry& e) {
-    return publish_impl(h, q, expect, e, false).ok;
+  bool publish(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e) {
+    return publish_impl(kg, h, q, expect, e, false).ok;
   }
   // Stores e whatever the key's entry was (one lookup: insert_or_assign);
   // returns true if it replaced one.
   template <class Q>
-  bool publish_any(std::size_t h, const Q& q, const entry& e) {
-    return publish_impl(h, q, nullptr, e, true).replaced;
+  bool publish_any(key_guard& kg, std::size_t h, const Q& q, const entry& e) {
+    return publish_impl(kg, h, q, nullptr, e, true).replaced;
   }
   struct published {
     bool ok;
     bool replaced;
   };
   template <class Q>
-  published publish_impl(std::size_t h, const Q& q, const location* expect, const entry& e, bool any) {
+  published publish_impl(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e, bool any) {
     for (;;) {
       table* t = current();
+      kg.hold(t);  // J6: the lookup below and the write decide under t's key lock
       const location loc = find_in(t, h, q);
       if (!any && (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e)))) return {false, false};
       status s;
@@ -1022,11 +1066,12 @@ class inline_concurrent_map
   }
 
   // Erases key q if its entry is still `old`. Returns false otherwise.
-  // Precondition: the key's stripe is held (L1).
+  // Precondition: kg is the key's guard (moved to the current table here).
   template <class Q>
-  bool unlink(std::size_t h, const Q& q, const entry& old) {
+  bool unlink(key_guard& kg, std::size_t h, const Q& q, const entry& old) {
     for (;;) {
       table* t = current();
+      kg.hold(t);  // J6
       const location loc = find_in(t, h, q);
       if (!loc || !loc.e.same(old)) return false;
       switch (t->erase(loc, lock_waits_)) {

@@ -53,6 +53,7 @@
 //   barrier() take from every bag.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -404,13 +405,26 @@ class epoch_domain {
   // microseconds longer; bags stay bounded by the retire rate times that.
   static constexpr std::int64_t kAdvanceIntervalNs = 100'000;
 
+  // ... and, after an attempt that took c nanoseconds, none for
+  // kAdvanceCostRatio * c (at most kMaxAdvanceIntervalNs), so advancing costs
+  // at most 1/kAdvanceCostRatio of one thread's time wherever membarrier is
+  // slow. Measured on this project's 2-vCPU VMs: 15-30 us per call while the
+  // other vCPU runs (p99 40-60 us); at one attempt per 100 us, two threads
+  // inserting from empty (which retire a table per growth, so keep asking)
+  // spent about half their samples in membarrier's IPI wait and its kernel
+  // mutex. With the ratio an attempt comes every ~1 ms there, so retired
+  // objects wait that much longer; bags stay bounded by the retire rate
+  // times the interval.
+  static constexpr std::int64_t kAdvanceCostRatio = 40;
+  static constexpr std::int64_t kMaxAdvanceIntervalNs = 5'000'000;
+
   // A live thread that has not collected for this long has its ready objects
   // freed by other threads' collections. Far above the collection period of
   // a thread that keeps writing (kCollectEvery retires take tens of
   // microseconds), so writers still free their own bags; a thread that went
   // quiet keeps its objects at most about this long past their grace period
   // (while some other thread collects).
-  static constexpr std::int64_t kIdleCollectNs = 10 * kAdvanceIntervalNs;
+  static constexpr std::int64_t kIdleCollectNs = 1'000'000;
 
  private:
   // The periodic collection of retire() (or of the unpin it was deferred
@@ -423,9 +437,20 @@ class epoch_domain {
       r->collected_ns.store(now, std::memory_order_relaxed);
       // relaxed: a throttle; the CAS only elects one attempt per interval.
       std::int64_t next = state_->next_advance.load(std::memory_order_relaxed);
+      // The winner holds the next slot at the longest interval while its
+      // attempt runs (a membarrier can outlast kAdvanceIntervalNs in a VM,
+      // and a second caller then spins on the kernel's membarrier mutex),
+      // then sets it from the attempt's cost.
       if (now >= next &&
-          state_->next_advance.compare_exchange_strong(next, now + kAdvanceIntervalNs, std::memory_order_relaxed))
+          state_->next_advance.compare_exchange_strong(next, now + kMaxAdvanceIntervalNs, std::memory_order_relaxed)) {
         try_advance();
+        const std::int64_t cost = now_ns() - now;
+        // relaxed: a throttle, as above; no other thread writes it before
+        // now + kMaxAdvanceIntervalNs.
+        state_->next_advance.store(
+            now + std::clamp(kAdvanceCostRatio * cost, kAdvanceIntervalNs, kMaxAdvanceIntervalNs),
+            std::memory_order_relaxed);
+      }
       // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
       const std::uint64_t g = state_->global.load(std::memory_order_acquire);
       if (g == r->scanned_at) return;  // nothing became free since this thread last looked

@@ -8,7 +8,7 @@
 // concurrent_map.hpp (LAYOUT, READ PROTOCOL, inline layout) for why.
 //
 // LAYOUT (one allocation; G = group count, a power of two)
-//   block[G]: { group_meta (16 B) | version word (4 B) | pad | slot[15] }
+//   block[G]: { group_meta (16 B) | version word (4 B) | key lock (4 B) | slot[15] }
 //   slot    : { key word | value word(s) }  8 + 8 * VW bytes
 //   With a polymap::value (VW = 2) a block is 16 + 8 + 15 * 24 = 384 bytes,
 //   six cache lines; a lookup reads the first (tags and version) and the
@@ -22,6 +22,14 @@
 //   J5. The words of a full slot own their value (codec::release frees it);
 //       a table that is rebuilt hands its words to the new table and frees
 //       none; replaced or erased words are retired by the front end.
+//   J6. Every write of key k to this table runs, from its lookup of k here
+//       to its publication, holding the key lock of k's home group (the
+//       first on its probe sequence): so no two writes of one key to one
+//       table overlap, and "k is absent" stays true while the writer inserts
+//       it, into whichever group has room. The lock sits on the block's
+//       first line, which a write to the home group dirties anyway; a
+//       separate array of key stripes cost a second contended line per write
+//       (concurrent_map.hpp, LOCK PROTOCOL).
 #pragma once
 
 #include <algorithm>
@@ -113,7 +121,7 @@ using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec
 template <class K, class V>
 inline constexpr bool inline_slots_v = word_sized_v<K> && (word_sized_v<V> || std::is_same_v<V, value>);
 
-template <class K, class V, template <class> class Atomic, class GroupLock>
+template <class K, class V, template <class> class Atomic, class GroupLock, class KeyLock>
 class alignas(64) inline_table : public table_sizing {
  public:
   using key_codec = word_codec<K>;
@@ -156,6 +164,8 @@ class alignas(64) inline_table : public table_sizing {
 
   GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
   const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
+  // The key lock of a hash: its home group's (J6).
+  KeyLock& key_lock_of(std::size_t hash) noexcept { return blocks_[hash & mask_].key_lock; }
 
   void prefetch(std::size_t hash) const noexcept { __builtin_prefetch(&blocks_[hash & mask_]); }
   void prefetch_candidate(std::size_t hash) const noexcept {
@@ -336,7 +346,8 @@ class alignas(64) inline_table : public table_sizing {
   };
   struct alignas(64) block {
     group_meta<Atomic> meta;
-    GroupLock lock;  // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
+    GroupLock lock;    // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
+    KeyLock key_lock;  // Serializes the writes of the keys whose home group this is (J6); readers ignore it.
     slot slots[kGroupSlots];
   };
 
