@@ -378,9 +378,11 @@ TEST(ConfigStore, BurstOfHundredChangesEndsOnTheLast) {
   temp_dir dir;
   const auto file = dir / "burst.json";
   write_in_place(file, R"({"http": {"timeout_ms": 1000}})");
-  config_store store(file, test_schema());
+  // Declared before the store: the watcher thread calls the subscriber until
+  // the store's destructor stops it, so what it writes must outlive the store.
   std::vector<std::int64_t> seen;
   std::mutex seen_mutex;
+  config_store store(file, test_schema());
   store.subscribe("http.timeout_ms", [&](const change& c) {
     std::lock_guard g(seen_mutex);
     seen.push_back(*c.new_value->get<std::int64_t>());
@@ -394,6 +396,12 @@ TEST(ConfigStore, BurstOfHundredChangesEndsOnTheLast) {
   }
   EXPECT_TRUE(eventually([&] { return store.get(timeout) == std::int64_t{1100}; }))
       << "final value " << store.get(timeout).value_or(-1);
+  // Subscribers run after the new snapshot is published (notify follows the
+  // swap), so the last notification can trail the value seen above.
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard g(seen_mutex);
+    return !seen.empty() && seen.back() == 1100;
+  }));
   std::lock_guard g(seen_mutex);
   ASSERT_FALSE(seen.empty());
   for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_LT(seen[i - 1], seen[i]);
