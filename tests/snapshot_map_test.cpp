@@ -343,3 +343,100 @@ TEST(SnapshotMap, StatsDescribeTheTrie) {
   EXPECT_LE(s.probe_length_histogram.size(), 10u);
   EXPECT_GT(s.bytes, static_cast<std::size_t>(n) * sizeof(value));
 }
+
+// The read index (detail/read_index.hpp) answers most lookups from a flat copy
+// shared by many versions, with per-slot version stamps. Every held snapshot
+// must still read exactly its own version through every path the index has:
+// built-in keys, keys appended after the build, a key's successor value, keys
+// in trie mode (changed twice, erased), re-inserted keys, absent keys, and
+// rebuilds (the index filling up, too many keys in trie mode, clear()).
+TEST(SnapshotMap, EveryHeldVersionReadsItsOwnContentsThroughTheIndex) {
+  using map_t = polymap::snapshot_map<int, int>;
+  using ref_t = std::map<int, int>;
+  map_t m;
+  ref_t ref;
+  std::mt19937 rng(2026);
+  const int key_space = 400;  // small: keys change many times between rebuilds
+  std::vector<std::pair<map_t::snapshot_type, ref_t>> held;
+  auto check = [&](const auto& reader, const ref_t& want, const char* what) {
+    for (int k = -5; k < key_space + 40; ++k) {
+      const auto it = want.find(k);
+      const auto got = reader.find(k);
+      ASSERT_EQ(got.has_value(), it != want.end()) << what << ": key " << k;
+      if (got) ASSERT_EQ(*got, it->second) << what << ": key " << k;
+      ASSERT_EQ(reader.contains(k), it != want.end()) << what << ": key " << k;
+    }
+  };
+  const int ops = 6000 / kScale;
+  for (int i = 0; i < ops; ++i) {
+    // Mostly keys inside the key space; now and then a burst of new keys
+    // beyond it, so the index fills and is rebuilt larger.
+    const int k = (i % 700 < 40) ? key_space + static_cast<int>(rng() % 40) : static_cast<int>(rng() % key_space);
+    const int v = static_cast<int>(rng() % 1000);
+    switch (rng() % 10) {
+      case 0:
+      case 1:
+      case 2:
+        m.insert_or_assign(k, v);
+        ref[k] = v;
+        break;
+      case 3:
+        if (m.insert(k, v)) ref.emplace(k, v);
+        break;
+      case 4:
+      case 5:
+        m.erase(k);
+        ref.erase(k);
+        break;
+      case 6:
+        ref[k] = m.update(k, [&](const int* cur) { return cur ? *cur + 1 : v; });
+        break;
+      case 7: {
+        const auto it = ref.find(k);
+        if (it != ref.end() && m.compare_exchange(k, it->second, v)) it->second = v;
+        break;
+      }
+      case 8: {
+        map_t::batch b;
+        for (int j = 0; j < 5; ++j) {
+          const int bk = static_cast<int>(rng() % key_space);
+          if (rng() % 3 == 0) {
+            b.erase(bk);
+            ref.erase(bk);
+          } else {
+            b.insert_or_assign(bk, j);
+            ref[bk] = j;
+          }
+        }
+        m.apply(b);
+        break;
+      }
+      default:
+        if (i % 2000 == 1999) {
+          m.clear();
+          ref.clear();
+        } else if (i % 500 == 499) {
+          const int mod = 3 + static_cast<int>(rng() % 5);
+          m.erase_if([&](int key, int) { return key % mod == 0; });
+          std::erase_if(ref, [&](const auto& e) { return e.first % mod == 0; });
+        }
+    }
+    if (rng() % 50 == 0) {
+      if (held.size() >= 10) held.erase(held.begin() + static_cast<std::ptrdiff_t>(rng() % held.size()));
+      held.emplace_back(m.snapshot(), ref);
+    }
+    if (i % 150 == 0) {
+      check(m, ref, "map");
+      for (auto& [snap, want] : held) {
+        check(snap, want, "held snapshot");
+        if (testing::Test::HasFatalFailure()) return;
+      }
+    }
+    if (testing::Test::HasFatalFailure()) return;
+  }
+  for (auto& [snap, want] : held) check(snap, want, "held snapshot at the end");
+  // The index was rebuilt along the way (stats().growths counts rebuilds), so
+  // the snapshots above spanned several indexes, each serving many versions.
+  EXPECT_GT(m.stats().growths, 3u);
+  EXPECT_LT(m.stats().growths, static_cast<std::uint64_t>(ops / 20));
+}

@@ -32,64 +32,89 @@
 //   it short, and do not call epoch_domain::barrier() from it.
 //
 // DESIGN
-//   Storage is a persistent hash array mapped trie (detail/hamt.hpp: 32-way
-//   branches indexed by a bitmap, collision nodes for equal 64-bit hashes),
-//   the structure of Clojure's maps and Go 1.24's HashTrieMap, made
-//   persistent: nothing reachable from a published root is written again.
+//   Two structures per version, both immutable to readers of that version:
+//
+//   * The trie (detail/hamt.hpp): a persistent hash array mapped trie
+//     (32-way branches indexed by a bitmap, collision nodes for equal 64-bit
+//     hashes), the structure of Clojure's maps and Go 1.24's HashTrieMap,
+//     made persistent: nothing reachable from a published root is written
+//     again. It is exact for every version, carries snapshots, iteration and
+//     the writers' own lookups, and makes a write O(log32 n).
+//   * The read index (detail/read_index.hpp): a flat SwissTable-style copy of
+//     the entries, built from one version and shared by the versions after
+//     it. A writer appends a key's new value (at most one per key) and stamps
+//     the old slot with the version that replaced it, before it publishes;
+//     a reader of version t takes the slot whose [born, since) range holds t.
+//     Only a key changed twice (or erased) since the build sends readers to
+//     the trie ("trie mode"). One probe of a flat table answers the rest,
+//     which is what brings a lookup near an unsynchronized flat map.
 //
 //            current_ (atomic<tree*>)
 //                 |  acquire load under an epoch pin
 //                 v
-//     tree v7 { refs, root, size, number } ---> branch ---> branch ---> leaf
-//     tree v6 (retired, not yet reclaimed) -/      \--------- shared ------^
+//     tree v7 { refs, root, size, number, base } --> trie: branch -> leaf
+//                                     |                      (shared with v6)
+//                                     v
+//                            read index (built at v5, shared by v5..v7;
+//                            slots stamped/appended by the v6 and v7 writes)
 //
-//   Reclamation has two layers:
+//   The index is rebuilt from the trie, inside a publish, when a new key
+//   finds it full, when keys in trie mode reach 32 + n/8, or before a 31-bit
+//   version offset could overflow. If building it fails (bad_alloc, a
+//   throwing copy or key equality), the version keeps the old index if that
+//   can still serve it, or has none: reads then use the trie alone, and the
+//   next publish tries again. The index never makes a write fail.
+//
+//   Reclamation has three layers:
 //     * A version (tree) is reachable by readers through current_. When a
 //       writer replaces it, it retires the old tree to the epoch domain
 //       (detail/epoch.hpp); once no thread pinned before the swap can still
 //       read it, the domain drops the reference current_ held. Snapshots
 //       hold their own references.
-//     * Nodes are shared between versions, so each node counts the versions
-//       and inner nodes that point at it (hamt.hpp, "WHY REFERENCE COUNTS").
-//       Dropping a version's last reference releases its root, and the
-//       release cascades down exactly as far as nodes became unshared.
+//     * Trie nodes are shared between versions, so each node counts the
+//       versions and inner nodes that point at it (hamt.hpp, "WHY REFERENCE
+//       COUNTS"). Dropping a version's last reference releases its root, and
+//       the release cascades down exactly as far as nodes became unshared.
+//     * An index counts the versions that point at it and is freed with the
+//       last one.
 //   A lookup therefore never touches a reference count; only writers,
 //   snapshot handles and reclamation do.
 //
 // COST
-//   lookup: pin (one store to the thread's own record and a fence), one
-//     acquire load, then about log32(n) dependent loads (2 at 1e3 entries,
-//     4 at 1e6), a hash and key compare at the leaf.
-//   write: a find, then a path copy of about log32(n) branches, each one
-//     allocation plus up to 31 relaxed reference increments, plus one new
-//     leaf and one tree record; the old path is freed later by reclamation.
-//     Memory: one extra path per unreclaimed version.
+//   lookup: pin (a store to the thread's own record), one acquire load, a
+//     hash, one flat-table probe (a second slot for a key changed once since
+//     the build; the trie's ~log32(n) dependent loads for a key in trie mode).
+//     A held snapshot skips the pin.
+//   write: a trie lookup, a path copy of about log32(n) branches (one
+//     allocation each plus up to 31 relaxed reference increments), a new
+//     leaf and tree record, an index probe and at most one slot copy; plus,
+//     amortized, a rebuild: every n/8 trie-mode keys or when full, a walk of
+//     the trie copying n entries (about 8 copies per write under random
+//     updates; a rebuild at 10^6 entries takes tens of milliseconds, paid
+//     by the one write that triggers it). Readers never wait for it.
+//   memory: the trie (a leaf per entry plus branches), the index (a flat
+//     table of {since, born, key, value} slots at load <= 7/8), one extra
+//     trie path per unreclaimed version.
 //   apply(k ops): k path copies into unpublished nodes (freed at once), one
 //     publish.
-//   Measured (throwaway program, g++ 12 -O2, string keys "key-<i>", value
-//   int64, insert_or_assign of random existing keys, 200k writes) on the
-//   shared 2-core dev box while it ran other builds (load average 11-17), so
-//   every number is inflated and noisy; treat the ratios, not the times:
-//     N = 10,000:    write 11.8-14 us (locked_map 0.5-0.6 us)
-//     N = 1,000,000: write 33-79 us   (locked_map 3.7-7.3 us)
-//     find, N = 10,000: 1.4-1.8 us (a held snapshot: 1.1-1.2 us, no pin),
-//       locked_map 0.7-0.8 us, unsynchronized flat map 0.25-0.35 us.
-//   A strided-key run on the same box gave 1.0-5.5 us per write at N =
-//   10,000. A write costs 10-20x a locked_map write (allocations and the
-//   reference traffic of the path copy), a lookup 3-5x an unsynchronized
-//   flat-map lookup (the trie's 4-5 dependent loads, each a likely cache
-//   miss, against 1-2). The target "find within 1.15x of the no-sync limit"
-//   is NOT met by this layout; the next step is Clojure's inline layout
-//   (keys and values stored in the branch arrays, not behind leaf
-//   pointers), which removes one dependent load per lookup. Re-measure on a
-//   quiet machine before relying on any of these numbers.
+//   Measured (u64 -> polymap::value, random existing keys, g++ 12 -O2, the
+//   shared 2-core dev VM; best of 7 rounds, an unsynchronized
+//   boost::unordered_flat_map in the same process as the reference). Before
+//   the read index: map find 7.3x the flat map at 10^4 entries, 13.9x at
+//   10^6. With it, no writes since the last rebuild: held snapshot find
+//   1.1-1.5x (10^4) and 1.5-2.3x (10^6); map find (with the pin) 1.7-2.7x
+//   and 1.9-2.4x. After 2,000 random updates of a 10^4 map: snapshot 2.4-3x
+//   (successor probes and the 1-2% trie-mode keys); the 1.15x target holds
+//   only for held snapshots of a freshly built index. Numbers in
+//   docs/bench/README.md; re-measure before relying on them.
 //
 // ALTERNATIVES
 //   Copy-on-write of a whole flat table (atomic.Value holding a map) makes a
-//   write O(n): at 1e6 entries every write copies 1e6 keys and values
-//   (milliseconds; an estimate, not measured here). A seqlocked mutable
-//   table gives no snapshots. The HAMT keeps writes O(log32 n) and snapshots
-//   free.
+//   write O(n): at 1e6 entries every write copies 1e6 keys and values. A
+//   seqlocked mutable table gives no snapshots. The trie alone keeps writes
+//   O(log32 n) and snapshots free, but a lookup is 4-5 dependent loads. The
+//   trie plus a shared, stamped flat index keeps both, at the price of a
+//   second copy of the entries and an amortized rebuild.
 #pragma once
 
 #include <atomic>
@@ -106,6 +131,7 @@
 #include "polymap/detail/hamt.hpp"
 #include "polymap/detail/hash.hpp"
 #include "polymap/detail/map_api.hpp"
+#include "polymap/detail/read_index.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
 
@@ -116,16 +142,41 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
   using ops = detail::hamt::ops<K, V>;
   using leaf_t = detail::hamt::leaf<K, V>;
   using node = detail::hamt::node;
-  using tree = detail::hamt::tree;
   using node_ref = typename ops::ref;
+  using index_t = detail::read_index<K, V>;
+
+  // A version: the trie (exact) plus the read index (detail/read_index.hpp)
+  // it shares with the versions since the index was built.
+  struct tree : detail::hamt::tree {
+    const index_t* base = nullptr;  // owns one reference; null: no index
+    std::size_t stale = 0;          // keys of base in trie mode
+  };
 
   static void release_tree(const tree* t) noexcept {
     // acq_rel: see hamt::tree::refs.
     if (t && t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       ops::release(t->root);
+      index_t::release(t->base);
       delete t;
     }
   }
+
+  // THE READ PATH: the index answers unless the key is in trie mode
+  // (detail/read_index.hpp); then the trie, which is exact for every
+  // version, does. Touches nothing shared.
+  template <class Q>
+  [[gnu::always_inline]] static const V* lookup_in(const tree* t, const Q& q, const Hash& hash, const Eq& eq) {
+    const auto& a = detail::lookup_arg<K>(q);
+    const std::size_t h = hash(a);
+    if (const index_t* ix = t->base) [[likely]] {
+      const auto r = ix->lookup(h, a, eq, t->number);
+      if (r.kind != index_t::answer::trie) [[likely]]
+        return r.val;
+    }
+    const leaf_t* l = ops::find(t->root, h, a, eq);
+    return l ? &l->kv.second : nullptr;
+  }
+
   static void reclaim_tree(void* p) noexcept { release_tree(static_cast<tree*>(p)); }
 
  public:
@@ -163,19 +214,19 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     std::uint64_t version() const noexcept { return t_ ? t_->number : 0; }
 
     template <class Q>
-    std::optional<V> find(const Q& q) const {
-      if (const leaf_t* l = lookup(q)) return l->kv.second;
+    [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
+      if (const V* v = lookup(q)) return *v;
       return std::nullopt;
     }
     template <class Q>
-    bool contains(const Q& q) const {
+    [[gnu::always_inline]] bool contains(const Q& q) const {
       return lookup(q) != nullptr;
     }
     template <class Q, class F>
-    bool visit(const Q& q, F f) const {
-      const leaf_t* l = lookup(q);
-      if (!l) return false;
-      f(static_cast<const V&>(l->kv.second));
+    [[gnu::always_inline]] bool visit(const Q& q, F f) const {
+      const V* v = lookup(q);
+      if (!v) return false;
+      f(*v);
       return true;
     }
     template <class F>
@@ -191,10 +242,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     friend class snapshot_map;
     snapshot_type(const tree* t, const Hash& h, const Eq& e) noexcept : t_(t), hash_(h), eq_(e) {}
     template <class Q>
-    const leaf_t* lookup(const Q& q) const {
-      if (!t_) return nullptr;
-      const auto& a = detail::lookup_arg<K>(q);
-      return ops::find(t_->root, hash_(a), a, eq_);
+    [[gnu::always_inline]] const V* lookup(const Q& q) const {
+      return t_ ? lookup_in(t_, q, hash_, eq_) : nullptr;
     }
 
     const tree* t_ = nullptr;  // owns one reference
@@ -247,25 +296,25 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
   }
 
   template <class Q>
-  std::optional<V> find(const Q& q) const {
+  [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = domain_->pin();
-    if (const leaf_t* l = lookup(load_current(), q)) return l->kv.second;
+    if (const V* v = lookup_in(load_current(), q, hash_, eq_)) return *v;
     return std::nullopt;
   }
 
   template <class Q>
-  bool contains(const Q& q) const {
+  [[gnu::always_inline]] bool contains(const Q& q) const {
     auto pin = domain_->pin();
-    return lookup(load_current(), q) != nullptr;
+    return lookup_in(load_current(), q, hash_, eq_) != nullptr;
   }
 
   // Calls f(const V&) on the current value of q, while this thread is pinned.
   template <class Q, class F>
-  bool visit(const Q& q, F f) const {
+  [[gnu::always_inline]] bool visit(const Q& q, F f) const {
     auto pin = domain_->pin();
-    const leaf_t* l = lookup(load_current(), q);
-    if (!l) return false;
-    f(static_cast<const V&>(l->kv.second));
+    const V* v = lookup_in(load_current(), q, hash_, eq_);
+    if (!v) return false;
+    f(*v);
     return true;
   }
 
@@ -294,8 +343,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const std::size_t h = hash_(detail::lookup_arg<K>(k));
     if (ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_)) return false;
     bool inserted = false;
-    node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, std::move(k), std::move(v)), h, eq_, inserted);
-    publish(cur, std::move(root), cur->size + 1);
+    auto [root, l] = assoc(cur->root, h, std::move(k), std::move(v), inserted);
+    publish_one(cur, std::move(root), cur->size + 1, l);
     return true;
   }
 
@@ -304,8 +353,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const tree* cur = writer_current();
     const std::size_t h = hash_(detail::lookup_arg<K>(k));
     bool inserted = false;
-    node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, std::move(k), std::move(v)), h, eq_, inserted);
-    publish(cur, std::move(root), cur->size + (inserted ? 1 : 0));
+    auto [root, l] = assoc(cur->root, h, std::move(k), std::move(v), inserted);
+    publish_one(cur, std::move(root), cur->size + (inserted ? 1 : 0), l);
     return inserted;
   }
 
@@ -317,15 +366,15 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const tree* cur = writer_current();
     const std::size_t h = hash_(detail::lookup_arg<K>(k));
     bool inserted = false;
-    if (const leaf_t* l = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_)) {
-      V copy = l->kv.second;
+    if (const leaf_t* old = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_)) {
+      V copy = old->kv.second;
       f(copy);
-      node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, std::move(k), std::move(copy)), h, eq_, inserted);
-      publish(cur, std::move(root), cur->size);
+      auto [root, l] = assoc(cur->root, h, std::move(k), std::move(copy), inserted);
+      publish_one(cur, std::move(root), cur->size, l);
       return false;
     }
-    node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, std::move(k), std::move(v)), h, eq_, inserted);
-    publish(cur, std::move(root), cur->size + 1);
+    auto [root, l] = assoc(cur->root, h, std::move(k), std::move(v), inserted);
+    publish_one(cur, std::move(root), cur->size + 1, l);
     return true;
   }
 
@@ -336,12 +385,12 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     auto lock = write_lock();
     const tree* cur = writer_current();
     const std::size_t h = hash_(detail::lookup_arg<K>(k));
-    const leaf_t* l = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_);
-    V next = f(l ? &l->kv.second : static_cast<const V*>(nullptr));
+    const leaf_t* old = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_);
+    V next = f(old ? &old->kv.second : static_cast<const V*>(nullptr));
     V stored = next;
     bool inserted = false;
-    node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, std::move(k), std::move(next)), h, eq_, inserted);
-    publish(cur, std::move(root), cur->size + (inserted ? 1 : 0));
+    auto [root, l] = assoc(cur->root, h, std::move(k), std::move(next), inserted);
+    publish_one(cur, std::move(root), cur->size + (inserted ? 1 : 0), l);
     return stored;
   }
 
@@ -351,11 +400,11 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const tree* cur = writer_current();
     const auto& a = detail::lookup_arg<K>(q);
     const std::size_t h = hash_(a);
-    const leaf_t* l = ops::find(cur->root, h, a, eq_);
-    if (!l || !(l->kv.second == expected)) return false;
+    const leaf_t* old = ops::find(cur->root, h, a, eq_);
+    if (!old || !(old->kv.second == expected)) return false;
     bool inserted = false;
-    node_ref root = ops::assoc(cur->root, 0, ops::make_leaf(h, l->kv.first, std::move(desired)), h, eq_, inserted);
-    publish(cur, std::move(root), cur->size);
+    auto [root, l] = assoc(cur->root, h, old->kv.first, std::move(desired), inserted);
+    publish_one(cur, std::move(root), cur->size, l);
     return true;
   }
 
@@ -367,7 +416,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const leaf_t* l = ops::find(cur->root, hash_(a), a, eq_);
     if (!l) return false;
     node_ref root = ops::dissoc(cur->root, 0, l, eq_);
-    publish(cur, std::move(root), cur->size - 1);
+    const change c{l->hash, &l->kv.first, nullptr};  // l lives on in cur
+    publish(cur, std::move(root), cur->size - 1, &c, 1);
     return true;
   }
 
@@ -384,14 +434,18 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     ops::walk(cur->root, decide);
     if (doomed.empty()) return 0;
     // Each step removes one leaf of `cur` (which keeps every leaf alive) from
-    // the unpublished trie built so far.
+    // the unpublished trie built so far (by identity: a key need not equal
+    // itself, e.g. NaN).
     node_ref root;
     const node* at = cur->root;
+    std::vector<change> changes;
+    changes.reserve(doomed.size());
     for (const leaf_t* l : doomed) {
       root = ops::dissoc(at, 0, l, eq_);
       at = root.get();
+      changes.push_back({l->hash, &l->kv.first, nullptr});
     }
-    publish(cur, std::move(root), cur->size - doomed.size());
+    publish(cur, std::move(root), cur->size - doomed.size(), changes.data(), changes.size());
     return doomed.size();
   }
 
@@ -399,7 +453,7 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     auto lock = write_lock();
     const tree* cur = writer_current();
     if (cur->size == 0) return;
-    publish(cur, node_ref(), 0);
+    publish(cur, node_ref(), 0, nullptr, 0);
   }
 
   // A trie needs no reservation; kept for the stable API.
@@ -413,7 +467,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     node_ref root;
     const node* at = cur->root;
     std::size_t size = cur->size;
-    bool changed = false;
+    std::vector<change> changes;
+    changes.reserve(b.ops_.size());
     for (const auto& o : b.ops_) {
       const auto& a = detail::lookup_arg<K>(o.key);
       const std::size_t h = hash_(a);
@@ -428,10 +483,13 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
         --size;
       }
       at = root.get();
-      changed = true;
+      changes.push_back({h, &o.key, nullptr});
     }
-    if (!changed) return cur->number;
-    publish(cur, std::move(root), size);
+    if (changes.empty()) return cur->number;
+    // Intermediate leaves of a key written twice are gone: point each change
+    // at the key's entry in the final trie (or none: erased).
+    for (change& c : changes) c.leaf = ops::find(at, c.h, *c.key, eq_);
+    publish(cur, std::move(root), size, changes.data(), changes.size());
     // relaxed: writer-side read under the writer mutex (see writer_current).
     return current_.load(std::memory_order_relaxed)->number;
   }
@@ -456,6 +514,9 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     };
     ops::walk_nodes(snap.t_->root, 0, visit_node);
     s.bytes += sizeof(*this) + sizeof(tree);
+    if (snap.t_->base) s.bytes += snap.t_->base->bytes();
+    // relaxed: a statistic.
+    s.growths = rebuilds_.load(std::memory_order_relaxed);
     // relaxed: a statistic.
     s.lock_waits = lock_waits_.load(std::memory_order_relaxed);
     return s;
@@ -476,22 +537,93 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     return current_.load(std::memory_order_relaxed);
   }
 
-  template <class Q>
-  const leaf_t* lookup(const tree* t, const Q& q) const {
-    const auto& a = detail::lookup_arg<K>(q);
-    return ops::find(t->root, hash_(a), a, eq_);
+  // One key a write changed: its hash, its key (owned by a leaf of the old
+  // or new trie, or by the batch), and its entry in the new trie (nullptr:
+  // erased).
+  struct change {
+    std::size_t h;
+    const K* key;
+    const leaf_t* leaf;
+  };
+
+  // The trie `n` with (k -> v) set, and the new leaf (owned by the result).
+  std::pair<node_ref, const leaf_t*> assoc(const node* n, std::size_t h, K k, V v, bool& inserted) {
+    node_ref fresh = ops::make_leaf(h, std::move(k), std::move(v));
+    const auto* l = static_cast<const leaf_t*>(fresh.get());
+    return {ops::assoc(n, 0, std::move(fresh), h, eq_, inserted), l};
+  }
+
+  void publish_one(const tree* cur, node_ref root, std::size_t size, const leaf_t* l) {
+    const change c{l->hash, &l->kv.first, l};
+    publish(cur, std::move(root), size, &c, 1);
   }
 
   // Publishes a new version with `root` (taken) replacing `cur`, then retires
-  // cur. Precondition: the writer mutex is held and cur == current_.
-  void publish(const tree* cur, node_ref root, std::size_t size) {
+  // cur; `changes` lists the keys it changed, for the read index (see
+  // detail/read_index.hpp). Precondition: the writer mutex is held and cur ==
+  // current_. Throws only before anything changed (the tree allocation).
+  void publish(const tree* cur, node_ref root, std::size_t size, const change* changes, std::size_t n) {
     auto* t = new tree;  // may throw: root is still owned, nothing changed
     t->root = root.take();
     t->size = size;
     t->number = cur->number + 1;
-    // release: pairs with the acquire load in load_current().
+    if (size != 0) update_index(cur, t, changes, n);
+    // release: pairs with the acquire load in load_current(); also publishes
+    // the index appends and stamps update_index made (read_index.hpp).
     current_.store(t, std::memory_order_release);
     domain_->retire(const_cast<tree*>(cur), &reclaim_tree);
+  }
+
+  // Gives t a read index: cur's, with t's changes recorded in it, or a new
+  // one built from t's trie once too many of cur's keys are in trie mode or
+  // a new key found it full. Never throws: the index only speeds reads up,
+  // so if building fails t keeps cur's if it can still serve t, and
+  // otherwise has none (every read asks the trie) until a later publish
+  // builds one.
+  void update_index(const tree* cur, tree* t, const change* changes, std::size_t n) noexcept {
+    const index_t* ix = cur->base;
+    if (ix && !ix->usable_at(t->number)) ix = nullptr;
+    std::size_t stale = cur->stale;
+    bool serves = ix != nullptr;
+    if (ix) {
+      try {
+        for (std::size_t i = 0; i < n && serves; ++i) {
+          const change& c = changes[i];
+          switch (ix->record(c.h, *c.key, eq_, t->number, c.leaf ? &c.leaf->kv.second : nullptr)) {
+            case index_t::recorded::kept:
+              break;
+            case index_t::recorded::stale:
+              ++stale;
+              break;
+            case index_t::recorded::full:
+              serves = false;
+              break;
+          }
+        }
+      } catch (...) {
+        serves = false;  // the key equality threw: build a fresh index instead
+      }
+      if (serves && stale < kRebuildMin + t->size / kRebuildFraction) {
+        keep_index(t, ix, stale);
+        return;
+      }
+    }
+    try {
+      t->base = index_t::build(t->size + t->size / 8, t->number, [&](auto&& add) {
+        auto each = [&](const leaf_t* l) { add(l->hash, l->kv.first, l->kv.second); };
+        ops::walk(t->root, each);
+      });
+      // relaxed: a statistic.
+      rebuilds_.fetch_add(1, std::memory_order_relaxed);
+    } catch (...) {
+      if (serves) keep_index(t, ix, stale);  // else: no index, reads go to the trie
+    }
+  }
+
+  static void keep_index(tree* t, const index_t* ix, std::size_t stale) noexcept {
+    index_t::acquire(ix);
+    t->base = ix;
+    t->stale = stale;
   }
 
   std::unique_lock<std::mutex> write_lock() {
@@ -504,9 +636,20 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     return lock;
   }
 
+  // Rebuild the read index once the changes since it was built reach
+  // kRebuildMin + size / kRebuildFraction (so at most about 1/8 of the keys
+  // take the slow path, and a write pays about 8 entry copies amortized), or
+  // once it is full. It is built with room for 9/8 of the size, rounded up
+  // to a power of two groups: a map that stays put keeps the footprint of a
+  // flat table, and one that grows fills the index to 7/8 and then doubles
+  // it (about 2 copies per insert amortized).
+  static constexpr std::size_t kRebuildMin = 32;
+  static constexpr std::size_t kRebuildFraction = 8;
+
   detail::epoch_domain* domain_;
   std::atomic<const tree*> current_{nullptr};  // never null after construction
   std::mutex write_mutex_;                     // Protects: building and publishing versions (stores to current_).
+  mutable std::atomic<std::uint64_t> rebuilds_{0};
   mutable std::atomic<std::uint64_t> lock_waits_{0};
   [[no_unique_address]] Hash hash_{};
   [[no_unique_address]] Eq eq_{};

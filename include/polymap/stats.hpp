@@ -17,6 +17,7 @@ struct stats_t {
   // steps). Empty where the map cannot measure it without cost.
   std::vector<std::uint64_t> probe_length_histogram;
   std::uint64_t growths = 0;     // rehashes into a larger table since construction
+                                 // (snapshot_map: rebuilds of its read index)
   std::uint64_t lock_waits = 0;  // lock acquisitions that found the lock taken
   std::size_t bytes = 0;         // memory held by the table (approximate; 0 if unknown)
 };
