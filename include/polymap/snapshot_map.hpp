@@ -102,11 +102,12 @@
 //   boost::unordered_flat_map in the same process as the reference). Before
 //   the read index: map find 7.3x the flat map at 10^4 entries, 13.9x at
 //   10^6. With it, no writes since the last rebuild: held snapshot find
-//   1.1-1.5x (10^4) and 1.5-2.3x (10^6); map find (with the pin) 1.7-2.7x
-//   and 1.9-2.4x. After 2,000 random updates of a 10^4 map: snapshot 2.4-3x
-//   (successor probes and the 1-2% trie-mode keys); the 1.15x target holds
-//   only for held snapshots of a freshly built index. Numbers in
-//   docs/bench/README.md; re-measure before relying on them.
+//   1.13-1.48x (10^4) and 1.5-1.7x (10^6); map find (with the pin)
+//   1.7-2.0x and 1.9-2.7x. After 2,000 random updates of a 10^4 map:
+//   snapshot 2.5-2.8x, map 3.2-3.4x (successor probes and the 1-2%
+//   trie-mode keys). The 1.15x target holds only for a held snapshot of a
+//   freshly built index. Numbers in docs/bench/README.md; re-measure before
+//   relying on them.
 //
 // ALTERNATIVES
 //   Copy-on-write of a whole flat table (atomic.Value holding a map) makes a
