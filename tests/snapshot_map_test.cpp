@@ -363,7 +363,9 @@ TEST(SnapshotMap, EveryHeldVersionReadsItsOwnContentsThroughTheIndex) {
       const auto it = want.find(k);
       const auto got = reader.find(k);
       ASSERT_EQ(got.has_value(), it != want.end()) << what << ": key " << k;
-      if (got) ASSERT_EQ(*got, it->second) << what << ": key " << k;
+      if (got) {
+        ASSERT_EQ(*got, it->second) << what << ": key " << k;
+      }
       ASSERT_EQ(reader.contains(k), it != want.end()) << what << ": key " << k;
     }
   };

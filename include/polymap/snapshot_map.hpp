@@ -118,9 +118,11 @@
 //   second copy of the entries and an amortized rebuild.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -490,6 +492,13 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     // Intermediate leaves of a key written twice are gone: point each change
     // at the key's entry in the final trie (or none: erased).
     for (change& c : changes) c.leaf = ops::find(at, c.h, *c.key, eq_);
+    // A key written twice: record it once, or its second record would send
+    // it to trie mode (read_index::record).
+    std::sort(changes.begin(), changes.end(),
+              [](const change& x, const change& y) { return std::less<const leaf_t*>{}(x.leaf, y.leaf); });
+    changes.erase(std::unique(changes.begin(), changes.end(),
+                              [](const change& x, const change& y) { return x.leaf && x.leaf == y.leaf; }),
+                  changes.end());
     publish(cur, std::move(root), size, changes.data(), changes.size());
     // relaxed: writer-side read under the writer mutex (see writer_current).
     return current_.load(std::memory_order_relaxed)->number;
