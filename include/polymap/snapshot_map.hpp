@@ -81,7 +81,8 @@
 //   snapshot handles and reclamation do.
 //
 // COST
-//   lookup: pin (a store to the thread's own record), one acquire load, a
+//   lookup: pin (a store to the thread's own record, and a compiler barrier;
+//     a full fence where membarrier(2) is unavailable), one acquire load, a
 //     hash, one flat-table probe (a second slot for a key changed once since
 //     the build; the trie's ~log32(n) dependent loads for a key in trie mode).
 //     A held snapshot skips the pin.
@@ -493,12 +494,14 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     // at the key's entry in the final trie (or none: erased).
     for (change& c : changes) c.leaf = ops::find(at, c.h, *c.key, eq_);
     // A key written twice: record it once, or its second record would send
-    // it to trie mode (read_index::record).
+    // it to trie mode (read_index::record). Equal final leaves mean the same
+    // key; erases (no leaf) are recorded as they come (a repeat is a no-op).
     std::sort(changes.begin(), changes.end(),
               [](const change& x, const change& y) { return std::less<const leaf_t*>{}(x.leaf, y.leaf); });
-    changes.erase(std::unique(changes.begin(), changes.end(),
-                              [](const change& x, const change& y) { return x.leaf && x.leaf == y.leaf; }),
-                  changes.end());
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < changes.size(); ++i)
+      if (!changes[i].leaf || kept == 0 || changes[kept - 1].leaf != changes[i].leaf) changes[kept++] = changes[i];
+    changes.resize(kept);
     publish(cur, std::move(root), size, changes.data(), changes.size());
     // relaxed: writer-side read under the writer mutex (see writer_current).
     return current_.load(std::memory_order_relaxed)->number;
@@ -509,10 +512,19 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     stats_t s;
     s.map = "snapshot_map";
     s.size = snap.size();
-    // A trie has no empty slots: every entry occupies exactly one.
-    s.capacity = s.size;
-    s.load_factor = s.size ? 1.0 : 0.0;
-    // probe_length_histogram[i]: entries found after i+1 node visits.
+    // capacity and load_factor: the read index's slots (every version since
+    // its build shares it; a slot per entry plus one per key changed since).
+    // Without an index (empty map, or a failed build), the trie's: no empty
+    // slots.
+    if (const index_t* ix = snap.t_->base) {
+      s.capacity = ix->capacity();
+      s.load_factor = s.capacity ? static_cast<double>(ix->used()) / static_cast<double>(s.capacity) : 0.0;
+    } else {
+      s.capacity = s.size;
+      s.load_factor = s.size ? 1.0 : 0.0;
+    }
+    // probe_length_histogram[i]: entries found after i+1 node visits in the
+    // trie (the path of writers, iteration, and reads of trie-mode keys).
     auto visit_node = [&](const node* n, unsigned depth) {
       if (n->kind == detail::hamt::node_kind::leaf) {
         if (s.probe_length_histogram.size() <= depth) s.probe_length_histogram.resize(depth + 1);

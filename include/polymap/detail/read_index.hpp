@@ -190,11 +190,12 @@ class read_index {
 
   // Whether version `number` may still use this index (its offset fits).
   bool usable_at(std::uint64_t number) const noexcept { return number - base_ <= kMaxOffset; }
-  bool full() const noexcept { return used_ >= max_used(); }
+  bool full() const noexcept { return used() >= max_used(); }
 
   std::uint64_t base() const noexcept { return base_; }
 
-  std::size_t used() const noexcept { return used_; }
+  // relaxed: only the writer stores it; stats() may read it concurrently.
+  std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
   std::size_t capacity() const noexcept { return (mask_ + 1) * kGroupSlots; }
   std::size_t bytes() const noexcept {
     return sizeof(*this) + (mask_ + 1) * (sizeof(meta) + kGroupSlots * sizeof(slot));
@@ -260,16 +261,16 @@ class read_index {
         new (&slots_[g * kGroupSlots + i]) slot(born, k, v);  // may throw: tag still empty
         // release (in set_tag): readers that see the tag see the slot built.
         metas_[g].set_tag(i, tag_of(h));
-        ++used_;
+        used_.store(used_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // relaxed: see used()
         return;
       }
       g = (g + 1) & mask_;
     }
   }
 
-  std::uint64_t base_;    // the version built in (R)
-  std::size_t mask_;      // groups - 1
-  std::size_t used_ = 0;  // writer only
+  std::uint64_t base_;                // the version built in (R)
+  std::size_t mask_;                  // groups - 1
+  std::atomic<std::size_t> used_{0};  // stored by the writer only
   std::unique_ptr<meta[]> metas_;
   slot* slots_;  // slot i is constructed iff its tag is set
 };
