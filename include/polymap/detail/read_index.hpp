@@ -96,7 +96,8 @@ class read_index {
     const V* val;  // copy only
   };
 
-  // THE READ RULE, for a reader of version t (t >= base(), usable_at(t)).
+  // THE READ RULE, for a reader of version t (t >= the base version R,
+  // usable_at(t)).
   // Safe while the writer appends and stamps.
   template <class Q, class Eq>
   [[gnu::always_inline]] answer lookup(std::size_t h, const Q& q, const Eq& eq, std::uint64_t t) const {
@@ -191,8 +192,6 @@ class read_index {
   // Whether version `number` may still use this index (its offset fits).
   bool usable_at(std::uint64_t number) const noexcept { return number - base_ <= kMaxOffset; }
   bool full() const noexcept { return used() >= max_used(); }
-
-  std::uint64_t base() const noexcept { return base_; }
 
   // relaxed: only the writer stores it; stats() may read it concurrently.
   std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
