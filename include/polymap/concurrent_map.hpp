@@ -270,7 +270,7 @@ struct concurrent_map_traits {
   using atomic = std::atomic<T>;
   using group_lock = detail::version_lock<std::atomic>;
   using stripe_lock = detail::spin_lock<std::atomic>;
-  static detail::epoch_domain& domain() { return detail::epoch_domain::global(); }
+  POLYMAP_ALWAYS_INLINE static detail::epoch_domain& domain() { return detail::epoch_domain::global(); }
 };
 
 namespace detail {
@@ -772,18 +772,19 @@ class inline_concurrent_map
   // the old table is still allocated when its lock is released.
   class key_guard {
    public:
-    key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.current()); }
-    ~key_guard() { lock_->unlock(); }
+    POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.current()); }
+    POLYMAP_ALWAYS_INLINE ~key_guard() { lock_->unlock(); }
     key_guard(const key_guard&) = delete;
     key_guard& operator=(const key_guard&) = delete;
-    void hold(table* t) {
-      if (t == t_) return;
+    POLYMAP_ALWAYS_INLINE void hold(table* t) {
+      if (t == t_) [[likely]]
+        return;
       lock_->unlock();
       take(t);
     }
 
    private:
-    void take(table* t) {
+    POLYMAP_ALWAYS_INLINE void take(table* t) {
       t_ = t;
       lock_ = &t->key_lock_of(h_);
       lock_->lock(m_.lock_waits_);
@@ -1092,7 +1093,7 @@ class inline_concurrent_map
   // may still copy or borrow it). A write that retires nothing (scalars,
   // inserts) polls the epoch instead, so the old tables this thread retired
   // in growths are still freed (epoch_domain::poll).
-  static void retire_or_poll(const words* w) noexcept {
+  POLYMAP_ALWAYS_INLINE static void retire_or_poll(const words* w) noexcept {
     if constexpr (vcodec::kOwns) {
       if (void* p = w ? vcodec::payload(*w) : nullptr) {
         Traits::domain().retire(p, &vcodec::drop);

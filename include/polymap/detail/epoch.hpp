@@ -64,6 +64,8 @@
 #include <utility>
 #include <vector>
 
+#include "polymap/detail/inline.hpp"
+
 #if defined(__linux__)
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -101,12 +103,12 @@ inline void full_fence() noexcept {
 // sides use full fences.
 class asymmetric_fence {
  public:
-  static bool enabled() noexcept {
+  POLYMAP_ALWAYS_INLINE static bool enabled() noexcept {
     static const bool on = init();
     return on;
   }
   // The reader's side.
-  static void light() noexcept {
+  POLYMAP_ALWAYS_INLINE static void light() noexcept {
     if (enabled())
       std::atomic_signal_fence(std::memory_order_seq_cst);
     else
@@ -364,7 +366,7 @@ class epoch_domain {
   // objects in the bag, so a growing map's old tables (one per growth) would
   // otherwise stay until the map's owner retired 64 of them. Cheap when the
   // thread holds nothing: a thread-local lookup and one relaxed load.
-  void poll() noexcept {
+  POLYMAP_ALWAYS_INLINE void poll() noexcept {
     record* r;
     try {
       r = local();

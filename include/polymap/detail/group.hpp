@@ -39,6 +39,8 @@
 #include <cstring>
 #include <thread>
 
+#include "polymap/detail/inline.hpp"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #define POLYMAP_GROUP_SSE2 1
@@ -101,10 +103,10 @@ class plain_atomic {
 // A snapshot of one group's metadata, matched in registers.
 class group_bits {
  public:
-  group_bits(std::uint64_t lo, std::uint64_t hi) noexcept : lo_(lo), hi_(hi) {}
+  POLYMAP_ALWAYS_INLINE group_bits(std::uint64_t lo, std::uint64_t hi) noexcept : lo_(lo), hi_(hi) {}
 
   // Bit i set: slot i holds tag t.
-  std::uint32_t match(std::uint8_t t) const noexcept {
+  POLYMAP_ALWAYS_INLINE std::uint32_t match(std::uint8_t t) const noexcept {
 #if defined(POLYMAP_GROUP_SSE2)
     const __m128i m = _mm_set_epi64x(static_cast<long long>(hi_), static_cast<long long>(lo_));
     const __m128i eq = _mm_cmpeq_epi8(m, _mm_set1_epi8(static_cast<char>(t)));
@@ -115,16 +117,16 @@ class group_bits {
     return r;
 #endif
   }
-  std::uint32_t match_empty() const noexcept {
+  POLYMAP_ALWAYS_INLINE std::uint32_t match_empty() const noexcept {
     return match(0);
   }
-  std::uint32_t match_full() const noexcept {
+  POLYMAP_ALWAYS_INLINE std::uint32_t match_full() const noexcept {
     return ~match_empty() & kSlotMask;
   }
-  std::uint8_t overflow() const noexcept {
+  POLYMAP_ALWAYS_INLINE std::uint8_t overflow() const noexcept {
     return static_cast<std::uint8_t>(hi_ >> 56);
   }
-  bool overflowed(std::size_t hash) const noexcept {
+  POLYMAP_ALWAYS_INLINE bool overflowed(std::size_t hash) const noexcept {
     return (overflow() & overflow_bit_of(hash)) != 0;
   }
   std::uint8_t byte(std::size_t i) const noexcept {
@@ -141,13 +143,13 @@ template <template <class> class Atomic>
 struct alignas(16) group_meta {
   Atomic<std::uint64_t> lo{0}, hi{0};
 
-  group_bits load() const noexcept {
+  POLYMAP_ALWAYS_INLINE group_bits load() const noexcept {
     // acquire: pairs with the release stores in set_tag/set_overflow, so a
     // reader that sees a tag also sees the slot pointer stored before it.
     return group_bits(lo.load(std::memory_order_acquire), hi.load(std::memory_order_acquire));
   }
   // Precondition: the group's lock is held (or the table is private).
-  void set_tag(std::size_t i, std::uint8_t t) noexcept {
+  POLYMAP_ALWAYS_INLINE void set_tag(std::size_t i, std::uint8_t t) noexcept {
     auto& w = i < 8 ? lo : hi;
     const unsigned shift = static_cast<unsigned>(8 * (i < 8 ? i : i - 8));
     // relaxed: only the lock holder writes this word, so it reads its own last store.
@@ -158,7 +160,7 @@ struct alignas(16) group_meta {
     w.store(x, std::memory_order_release);
   }
   // Precondition: the group's lock is held (or the table is private).
-  void set_overflow(std::size_t hash) noexcept {
+  POLYMAP_ALWAYS_INLINE void set_overflow(std::size_t hash) noexcept {
     const std::uint64_t bit = std::uint64_t{overflow_bit_of(hash)} << 56;
     std::uint64_t x = hi.load(std::memory_order_relaxed);  // relaxed: as in set_tag
     // release: pairs with the acquire load in load(); the bit is set before the
@@ -183,11 +185,12 @@ struct table_sizing {
 // Triangular probing over 2^k groups.
 class prober {
  public:
-  prober(std::size_t hash, std::size_t group_mask) noexcept : pos_(hash & group_mask), mask_(group_mask) {}
+  POLYMAP_ALWAYS_INLINE prober(std::size_t hash, std::size_t group_mask) noexcept
+      : pos_(hash & group_mask), mask_(group_mask) {}
   std::size_t get() const noexcept { return pos_; }
   std::size_t length() const noexcept { return step_ + 1; }  // groups visited so far
   // Moves to the next group; false once every group has been visited.
-  bool next() noexcept {
+  POLYMAP_ALWAYS_INLINE bool next() noexcept {
     if (step_ >= mask_) return false;
     ++step_;
     pos_ = (pos_ + step_) & mask_;
@@ -237,31 +240,17 @@ class version_lock {
   // Takes the lock, or reports that the group is frozen (not locked then).
   // `waits` counts a wait when the lock was found taken.
   template <class Counter>
-  acquired lock(Counter& waits) noexcept {
-    backoff b;
-    bool counted = false;
-    for (;;) {
-      // relaxed: only a hint for the CAS below, which carries the ordering.
-      std::uint32_t w = word_.load(std::memory_order_relaxed);
-      if (w & kFrozen) {
-        // acquire: pairs with freeze()'s release CAS (the frozen state is final).
-        (void)word_.load(std::memory_order_acquire);
-        return acquired::frozen;
-      }
-      // acquire: pairs with the release store in unlock() (and freeze()), so the
-      // previous holder's slot and metadata writes are visible to this one.
-      if (!(w & kLocked) &&
-          word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
-        return acquired::locked;
-      if (!counted) {
-        // relaxed: a statistic.
-        waits.fetch_add(1, std::memory_order_relaxed);
-        counted = true;
-      }
-      b.pause();
-    }
+  POLYMAP_ALWAYS_INLINE acquired lock(Counter& waits) noexcept {
+    // relaxed: only a hint for the CAS below, which carries the ordering.
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    // acquire: pairs with the release store in unlock() (and freeze()), so the
+    // previous holder's slot and metadata writes are visible to this one.
+    if (!(w & (kLocked | kFrozen)) &&
+        word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) [[likely]]
+      return acquired::locked;
+    return lock_slow(waits);
   }
-  void unlock() noexcept {
+  POLYMAP_ALWAYS_INLINE void unlock() noexcept {
     // relaxed: we hold the lock; nobody else changes the word.
     const std::uint32_t w = word_.load(std::memory_order_relaxed);
     // release: pairs with lock()'s acquire CAS and readers' read_begin/read_valid.
@@ -293,15 +282,42 @@ class version_lock {
     return word_.load(std::memory_order_acquire) & kFrozen;  // acquire: pairs with freeze()
   }
   // Seqlock read side, for layouts that read several words per slot.
-  std::uint32_t read_begin() const noexcept {
+  POLYMAP_ALWAYS_INLINE std::uint32_t read_begin() const noexcept {
     return word_.load(std::memory_order_acquire);  // acquire: pairs with unlock()'s release
   }
-  bool read_valid(std::uint32_t begin) const noexcept {
+  POLYMAP_ALWAYS_INLINE bool read_valid(std::uint32_t begin) const noexcept {
     // Callers read the protected words with acquire loads, so this load cannot
     // move above them; relaxed is enough for the word itself.
     return !(begin & kLocked) && word_.load(std::memory_order_relaxed) == begin;
   }
   std::uint32_t raw() const noexcept { return word_.load(std::memory_order_relaxed); }  // relaxed: tests only
+
+  // lock()'s loop, out of line: the inlined fast path stays one load and
+  // one CAS.
+  template <class Counter>
+  [[gnu::noinline]] acquired lock_slow(Counter& waits) noexcept {
+    backoff b;
+    bool counted = false;
+    for (;;) {
+      // relaxed: only a hint for the CAS below, which carries the ordering.
+      std::uint32_t w = word_.load(std::memory_order_relaxed);
+      if (w & kFrozen) {
+        // acquire: pairs with freeze()'s release CAS (the frozen state is final).
+        (void)word_.load(std::memory_order_acquire);
+        return acquired::frozen;
+      }
+      // acquire: as in lock().
+      if (!(w & kLocked) &&
+          word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+        return acquired::locked;
+      if (!counted) {
+        // relaxed: a statistic.
+        waits.fetch_add(1, std::memory_order_relaxed);
+        counted = true;
+      }
+      b.pause();
+    }
+  }
 
  private:
   static constexpr std::uint32_t kLocked = 1, kFrozen = 2, kStep = 4;
@@ -315,13 +331,25 @@ template <template <class> class Atomic>
 class spin_lock {
  public:
   template <class Counter>
-  void lock(Counter& waits) noexcept {
+  POLYMAP_ALWAYS_INLINE void lock(Counter& waits) noexcept {
+    std::uint32_t expected = 0;
+    // acquire: pairs with unlock()'s release store, so the previous holder's
+    // writes are visible. The contended loop is out of line.
+    if (!word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
+      lock_slow(waits);
+  }
+  POLYMAP_ALWAYS_INLINE void unlock() noexcept {
+    word_.store(0, std::memory_order_release);
+  }  // release: pairs with lock()'s CAS
+
+ private:
+  template <class Counter>
+  [[gnu::noinline]] void lock_slow(Counter& waits) noexcept {
     backoff b;
     bool counted = false;
     for (;;) {
       std::uint32_t expected = 0;
-      // relaxed load: a hint only; acquire CAS: pairs with unlock()'s release
-      // store, so the previous holder's writes are visible.
+      // relaxed load: a hint only (test and test-and-set); acquire CAS: as in lock().
       if (word_.load(std::memory_order_relaxed) == 0 &&
           word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
         return;
@@ -332,9 +360,6 @@ class spin_lock {
       b.pause();
     }
   }
-  void unlock() noexcept { word_.store(0, std::memory_order_release); }  // release: pairs with lock()'s CAS
-
- private:
   Atomic<std::uint32_t> word_{0};
 };
 

@@ -158,14 +158,14 @@ class alignas(64) inline_table : public table_sizing {
   std::size_t max_load() const noexcept { return max_load_of(capacity()); }
   std::size_t bytes() const noexcept { return bytes_; }
   // relaxed (size, dirty): as in table_core.
-  std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
-  std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
-  bool needs_rebuild() const noexcept { return size() + dirty() >= max_load(); }
+  POLYMAP_ALWAYS_INLINE std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  POLYMAP_ALWAYS_INLINE std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
+  POLYMAP_ALWAYS_INLINE bool needs_rebuild() const noexcept { return size() + dirty() >= max_load(); }
 
   GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
   const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
   // The key lock of a hash: its home group's (J6).
-  KeyLock& key_lock_of(std::size_t hash) noexcept { return blocks_[hash & mask_].key_lock; }
+  POLYMAP_ALWAYS_INLINE KeyLock& key_lock_of(std::size_t hash) noexcept { return blocks_[hash & mask_].key_lock; }
 
   void prefetch(std::size_t hash) const noexcept { __builtin_prefetch(&blocks_[hash & mask_]); }
   void prefetch_candidate(std::size_t hash) const noexcept {
@@ -229,7 +229,7 @@ class alignas(64) inline_table : public table_sizing {
   // the caller's stripe) into the first group on its probe sequence with an
   // empty slot. On done the table owns e's value (J5).
   template <class Counter>
-  status insert(std::size_t hash, const entry& e, Counter& waits) {
+  POLYMAP_ALWAYS_INLINE status insert(std::size_t hash, const entry& e, Counter& waits) {
     prober p(hash, mask_);
     do {
       block& b = blocks_[p.get()];
@@ -251,7 +251,7 @@ class alignas(64) inline_table : public table_sizing {
   // Stores value words w at `at` if the slot still holds at.e. On done the
   // table owns w and the caller owns (must retire) at.e.value.
   template <class Counter>
-  status replace(const location& at, const value_words& w, Counter& waits) {
+  POLYMAP_ALWAYS_INLINE status replace(const location& at, const value_words& w, Counter& waits) {
     block& b = blocks_[at.group];
     if (b.lock.lock(waits) == GroupLock::acquired::frozen) return status::frozen;
     status s = status::gone;
@@ -356,19 +356,19 @@ class alignas(64) inline_table : public table_sizing {
   // re-load, which then sees the version changed (Boehm's seqlock argument;
   // acquire loads instead of a fence, which ThreadSanitizer also understands).
   // Plain moves on x86.
-  static entry read(const slot& s) noexcept {
+  POLYMAP_ALWAYS_INLINE static entry read(const slot& s) noexcept {
     entry e;
     e.key = s.key.load(std::memory_order_acquire);
     for (std::size_t j = 0; j < kValueWords; ++j) e.value[j] = s.value[j].load(std::memory_order_acquire);
     return e;
   }
   // release: pairs with read()'s acquire loads. Under the group lock.
-  static void write(slot& s, const entry& e) noexcept {
+  POLYMAP_ALWAYS_INLINE static void write(slot& s, const entry& e) noexcept {
     s.key.store(e.key, std::memory_order_release);
     for (std::size_t j = 0; j < kValueWords; ++j) s.value[j].store(e.value[j], std::memory_order_release);
   }
   // Under the group lock: the slot is full and still holds exactly at.e.
-  static bool holds(const block& b, const location& at) noexcept {
+  POLYMAP_ALWAYS_INLINE static bool holds(const block& b, const location& at) noexcept {
     if (b.meta.load().byte(at.slot) == 0) return false;
     return read(b.slots[at.slot]).same(at.e);
   }
