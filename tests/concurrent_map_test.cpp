@@ -744,6 +744,101 @@ TEST(ConcurrentMapInline, WriterMovesToTheNewTablesKeyLock) {
   EXPECT_EQ(m.size(), 1u);
 }
 
+// J7: a write on the fast path (insert_or_assign, erase and insert decide
+// under the home group's lock alone) must not overtake a key-lock writer of
+// the same key that is between its lookup and its publication: it sees the
+// key lock held, falls back and waits. Broken, B publishes first and A's
+// update callback runs a second time on B's result.
+TEST(ConcurrentMapInline, FastWriteWaitsForAKeyLockWriter) {
+  enum { assign, erase, insert };
+  for (int op : {assign, erase, insert}) {
+    SCOPED_TRACE(op);
+    u64_map m;
+    const std::uint64_t k = 7;
+    if (op != insert) m.insert(k, 1);
+    std::atomic<int> a_calls{0};
+    std::atomic<bool> b_started{false}, b_done{false};
+    std::latch a_in(1), a_go(1);
+    std::thread a([&] {
+      m.update(k, [&](const std::uint64_t* cur) -> std::uint64_t {
+        if (a_calls.fetch_add(1) == 0) {
+          a_in.count_down();
+          a_go.wait();
+        }
+        return (cur ? *cur : 0) + 10;
+      });
+    });
+    a_in.wait();  // A holds k's key lock, its lookup done
+    bool b_result = false;
+    std::thread b([&] {
+      b_started = true;
+      b_result = op == assign ? m.insert_or_assign(k, 100) : op == erase ? m.erase(k) : m.insert(k, 5);
+      b_done = true;
+    });
+    while (!b_started) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(b_done.load()) << "B published while A held k's key lock";
+    a_go.count_down();
+    a.join();
+    b.join();
+    EXPECT_EQ(a_calls.load(), 1);
+    if (op == assign) {
+      EXPECT_FALSE(b_result);  // it replaced A's 11
+      EXPECT_EQ(m.find(k), std::optional<std::uint64_t>(100));
+    } else if (op == erase) {
+      EXPECT_TRUE(b_result);  // it erased A's 11
+      EXPECT_FALSE(m.find(k).has_value());
+    } else {
+      EXPECT_FALSE(b_result);  // A inserted 10 first
+      EXPECT_EQ(m.find(k), std::optional<std::uint64_t>(10));
+    }
+  }
+}
+
+// The fast path against the key-lock path and growths, many threads, one
+// small key range: no key lands twice (one fast and one key-lock insert of
+// the same key), every value is one a thread stored, and size() agrees with
+// a full scan.
+TEST(ConcurrentMapInline, FastAndKeyLockWritersMixedThroughGrowth) {
+  u64_map m;
+  constexpr int kThreads = 4;
+  constexpr std::uint64_t kKeys = 3000;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
+      for (int i = 0; i < 20000 * kScale; ++i) {
+        const std::uint64_t r = rng(), k = r % kKeys;
+        switch ((r >> 32) % 4) {
+          case 0:
+            m.insert_or_assign(k, k * 2);
+            break;
+          case 1:
+            m.insert(k, k * 2);
+            break;
+          case 2:
+            m.update(k, [&](const std::uint64_t*) { return k * 2; });
+            break;
+          default:
+            m.erase(k);
+            break;
+        }
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  std::size_t n = 0;
+  std::vector<bool> seen(kKeys);
+  m.for_each([&](std::uint64_t k, std::uint64_t v) {
+    ++n;
+    EXPECT_EQ(v, k * 2);
+    ASSERT_LT(k, kKeys);
+    EXPECT_FALSE(seen[k]) << "key " << k << " is in the table twice";
+    seen[k] = true;
+  });
+  EXPECT_EQ(m.size(), n);
+}
+
 // The inline layout retires nothing per write (scalars), only its old tables
 // at each growth; those must still be freed while the thread keeps writing,
 // without anyone calling barrier() (epoch_domain::poll).

@@ -87,6 +87,15 @@
 //       growth can put a write that began on the new table first.) So no two writes of one key overlap, and a
 //       writer's "k is absent / k is node n" stays true while it holds the
 //       stripe (except across clear(), which takes no stripe: see L4).
+//   L1'. Inline layout fast path (inline_table.hpp, J7): insert,
+//       insert_or_assign and erase first try to decide inside the key's home
+//       group holding only that group's lock, after seeing the home group's
+//       key lock free: one CAS and one store on the block's first line
+//       instead of two of each (key lock, then group lock). Anything the
+//       home group cannot decide alone falls back to L1 with nothing changed.
+//       Measured (u64 -> polymap::value, N = 10,000, one thread, 2-core VM,
+//       same run): insert_or_assign of present keys 39-40 -> 19 ns, the same
+//       as locked_map's 18-22; inserts into a reserved map 33-37 -> 25 ns.
 //   L2. A slot or metadata word changes only under its group's lock (a bit of
 //       the version word). A thread holds at most one group lock, briefly, and
 //       never waits for anything while holding it.
@@ -765,6 +774,7 @@ class inline_concurrent_map
   using kcodec = typename itable::key_codec;
   using vcodec = typename itable::val_codec;
   using words = typename itable::value_words;
+  using home = typename itable::home;
 
   // Holds the key lock of a hash in the table the caller writes (J6, L1
   // inline). hold(t) moves it to table t when a growth or clear() replaced
@@ -823,6 +833,20 @@ class inline_concurrent_map
     const std::uint64_t kw = kcodec::encode(k)[0];
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
+    {
+      const entry e{kw, w.get()};
+      words old;
+      switch (write_home(h, k, &e, false, old)) {
+        case home::inserted:
+          w.commit();
+          retire_or_poll(nullptr);
+          return true;
+        case home::present:
+          return false;
+        default:
+          break;
+      }
+    }
     key_guard kg(*this, h);
     // One lookup: publish's own (under the key lock, J6) says whether k is there.
     if (!publish(kg, h, k, nullptr, {kw, w.get()})) return false;
@@ -835,6 +859,22 @@ class inline_concurrent_map
     const std::uint64_t kw = kcodec::encode(k)[0];
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
+    {
+      const entry e{kw, w.get()};
+      words old;
+      switch (write_home(h, k, &e, true, old)) {
+        case home::replaced:
+          w.commit();
+          retire_or_poll(&old);
+          return false;
+        case home::inserted:
+          w.commit();
+          retire_or_poll(nullptr);
+          return true;
+        default:
+          break;
+      }
+    }
     key_guard kg(*this, h);
     const bool replaced = publish_any(kg, h, k, {kw, w.get()});  // cannot fail: no expectation
     w.commit();
@@ -910,6 +950,18 @@ class inline_concurrent_map
   bool erase(const Q& q) {
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
+    {
+      words old;
+      switch (write_home(h, lookup(q), nullptr, false, old)) {
+        case home::erased:
+          retire_or_poll(&old);
+          return true;
+        case home::absent:
+          return false;
+        default:
+          break;
+      }
+    }
     key_guard kg(*this, h);
     for (;;) {
       const location cur = find_in(current(), h, lookup(q));
@@ -1005,6 +1057,15 @@ class inline_concurrent_map
  private:
   void rehash_into(const table& old, table& fresh) {
     old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
+  }
+
+  // The write fast path (inline_table.hpp, J7); home::slow sends the caller
+  // to its key-lock path (J6). Precondition: pinned.
+  template <class Q>
+  POLYMAP_ALWAYS_INLINE typename itable::home write_home(std::size_t h, const Q& q, const entry* e, bool overwrite,
+                                                         words& old) {
+    return current()->write_home(
+        h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); }, e, overwrite, old, lock_waits_);
   }
 
   template <class Q>

@@ -243,10 +243,12 @@ class version_lock {
   POLYMAP_ALWAYS_INLINE acquired lock(Counter& waits) noexcept {
     // relaxed: only a hint for the CAS below, which carries the ordering.
     std::uint32_t w = word_.load(std::memory_order_relaxed);
-    // acquire: pairs with the release store in unlock() (and freeze()), so the
-    // previous holder's slot and metadata writes are visible to this one.
+    // seq_cst (acquire would pair with the release store in unlock() and
+    // freeze(), making the previous holder's writes visible): also orders the
+    // CAS before the key-lock check of concurrent_map's write fast path
+    // (inline_table.hpp, J7). A locked CMPXCHG either way on x86.
     if (!(w & (kLocked | kFrozen)) &&
-        word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) [[likely]]
+        word_.compare_exchange_weak(w, w | kLocked, std::memory_order_seq_cst, std::memory_order_relaxed)) [[likely]]
       return acquired::locked;
     return lock_slow(waits);
   }
@@ -283,7 +285,11 @@ class version_lock {
   }
   // Seqlock read side, for layouts that read several words per slot.
   POLYMAP_ALWAYS_INLINE std::uint32_t read_begin() const noexcept {
-    return word_.load(std::memory_order_acquire);  // acquire: pairs with unlock()'s release
+    // seq_cst (acquire would pair with unlock()'s release): a key-lock
+    // writer's lookup must not read the version before its key-lock CAS is
+    // ordered (inline_table.hpp, J7). A plain load on x86 and the same LDAR
+    // as acquire on ARMv8.
+    return word_.load(std::memory_order_seq_cst);
   }
   POLYMAP_ALWAYS_INLINE bool read_valid(std::uint32_t begin) const noexcept {
     // Callers read the protected words with acquire loads, so this load cannot
@@ -306,9 +312,9 @@ class version_lock {
         (void)word_.load(std::memory_order_acquire);
         return acquired::frozen;
       }
-      // acquire: as in lock().
+      // seq_cst: as in lock().
       if (!(w & kLocked) &&
-          word_.compare_exchange_weak(w, w | kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+          word_.compare_exchange_weak(w, w | kLocked, std::memory_order_seq_cst, std::memory_order_relaxed))
         return acquired::locked;
       if (!counted) {
         // relaxed: a statistic.
@@ -333,11 +339,15 @@ class spin_lock {
   template <class Counter>
   POLYMAP_ALWAYS_INLINE void lock(Counter& waits) noexcept {
     std::uint32_t expected = 0;
-    // acquire: pairs with unlock()'s release store, so the previous holder's
-    // writes are visible. The contended loop is out of line.
-    if (!word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
+    // seq_cst: acquire pairs with unlock()'s release store, so the previous
+    // holder's writes are visible; seq_cst also orders the CAS before the
+    // lookup's read_begin for concurrent_map's write fast path (J7 in
+    // inline_table.hpp). The contended loop is out of line.
+    if (!word_.compare_exchange_weak(expected, 1, std::memory_order_seq_cst, std::memory_order_relaxed)) [[unlikely]]
       lock_slow(waits);
   }
+  // Whether some thread holds the lock. seq_cst: see J7 in inline_table.hpp.
+  POLYMAP_ALWAYS_INLINE bool held() const noexcept { return word_.load(std::memory_order_seq_cst) != 0; }
   POLYMAP_ALWAYS_INLINE void unlock() noexcept {
     word_.store(0, std::memory_order_release);
   }  // release: pairs with lock()'s CAS
@@ -349,9 +359,9 @@ class spin_lock {
     bool counted = false;
     for (;;) {
       std::uint32_t expected = 0;
-      // relaxed load: a hint only (test and test-and-set); acquire CAS: as in lock().
+      // relaxed load: a hint only (test and test-and-set); seq_cst CAS: as in lock().
       if (word_.load(std::memory_order_relaxed) == 0 &&
-          word_.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+          word_.compare_exchange_weak(expected, 1, std::memory_order_seq_cst, std::memory_order_relaxed))
         return;
       if (!counted) {
         waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic

@@ -30,6 +30,20 @@
 //       first line, which a write to the home group dirties anyway; a
 //       separate array of key stripes cost a second contended line per write
 //       (concurrent_map.hpp, LOCK PROTOCOL).
+//   J7. Fast path (write_home): a write that can be decided in its key's home
+//       group alone runs from its lookup to its publication holding that
+//       group's lock, having seen the group's key lock free after taking
+//       it. That serializes it with every J6 writer of the same key: a J6
+//       writer that took the key lock first is seen (the fast writer falls
+//       back to J6); one that takes it later reads the home group's version
+//       first in its lookup, so it waits for the fast writer's unlock (the
+//       key lock's CAS, the group lock's CAS and read_begin are seq_cst).
+//       It decides only what the home group shows: the key in a home slot,
+//       or absent with the home group's overflow bit for the hash clear
+//       (I3). Everything else (a slot further along, no room, a rebuild
+//       due, a frozen group) falls back to J6 with nothing changed. Readers
+//       see the group locked for the fast write's short lookup and store,
+//       as for any group write; no user code but Eq runs under the lock.
 #pragma once
 
 #include <algorithm>
@@ -142,6 +156,10 @@ class alignas(64) inline_table : public table_sizing {
     explicit operator bool() const noexcept { return found; }
   };
   enum class status { done, frozen, full, gone };
+  // What write_home did (J7): replaced, inserted or erased the key's entry,
+  // found it present (insert: nothing stored) or absent (erase), or left the
+  // table unchanged for the caller's key-lock path (slow).
+  enum class home { replaced, inserted, present, erased, absent, slow };
 
   explicit inline_table(std::size_t groups) : groups_(groups), mask_(groups - 1) {
     bytes_ = groups * sizeof(block);
@@ -246,6 +264,64 @@ class alignas(64) inline_table : public table_sizing {
       b.lock.unlock();
     } while (p.next());
     return status::full;
+  }
+
+  // The write fast path (J7): one key's write decided and done inside its
+  // home group, under that group's lock alone. e == nullptr erases; otherwise
+  // e is stored if the key is absent, and over the key's entry if overwrite
+  // (insert_or_assign) or not at all (insert: `present`). On replaced and
+  // erased, `old` receives the words that left the table (the caller retires
+  // them); on replaced and inserted the table owns e's value (J5). Returns
+  // slow, having changed nothing, whenever the home group cannot decide
+  // alone: the group is frozen, a key-lock writer holds the key lock of this
+  // home group, the key may sit further along its probe sequence (overflow
+  // bit), or an insert finds no room or a table due for a rebuild.
+  template <class Match, class Counter>
+  POLYMAP_ALWAYS_INLINE home write_home(std::size_t hash, Match&& match, const entry* e, bool overwrite,
+                                        value_words& old, Counter& waits) {
+    block& b = blocks_[hash & mask_];
+    if (b.lock.lock(waits) == GroupLock::acquired::frozen) [[unlikely]]
+      return home::slow;
+    struct unlocker {
+      GroupLock& l;
+      ~unlocker() { l.unlock(); }
+    } held{b.lock};
+    // J7: seq_cst, as the key lock's CAS and the lookup's first version load
+    // (read_begin): if a key-lock writer took this lock before our group-lock
+    // CAS, we see it taken; otherwise its lookup's read_begin comes after our
+    // CAS and waits for our unlock (Dekker's pattern: both sides seq_cst).
+    if (b.key_lock.held()) return home::slow;
+    const group_bits bits = b.meta.load();
+    for (std::uint32_t m = bits.match(tag_of(hash)); m; m &= m - 1) {
+      const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
+      slot& sl = b.slots[i];
+      // relaxed: under the group lock no other thread writes the slot, and the
+      // lock's acquire CAS made the last holder's stores visible.
+      if (!match(sl.key.load(std::memory_order_relaxed))) continue;
+      for (std::size_t j = 0; j < kValueWords; ++j) old[j] = sl.value[j].load(std::memory_order_relaxed);
+      if (!e) {
+        b.meta.set_tag(i, 0);                                                      // J1: the tag only
+        size_.fetch_sub(1, std::memory_order_relaxed);                             // relaxed: J4
+        if (bits.overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
+        return home::erased;
+      }
+      if (!overwrite) return home::present;
+      // release: pairs with the readers' acquire loads of the words (seqlock).
+      for (std::size_t j = 0; j < kValueWords; ++j) sl.value[j].store(e->value[j], std::memory_order_release);
+      return home::replaced;
+    }
+    // Not in the home group. If its overflow bit for the hash is clear, the
+    // key is nowhere in this table (I3), and no key-lock writer is inserting
+    // it further along (it would hold the key lock, or have set the bit).
+    if (bits.overflowed(hash)) return home::slow;
+    if (!e) return home::absent;
+    const std::uint32_t avail = bits.match_empty();
+    if (!avail || needs_rebuild()) return home::slow;
+    const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
+    write(b.slots[i], *e);
+    b.meta.set_tag(i, tag_of(hash));                // J1: words, then tag
+    size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4, under the group lock
+    return home::inserted;
   }
 
   // Stores value words w at `at` if the slot still holds at.e. On done the
