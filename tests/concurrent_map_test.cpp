@@ -795,6 +795,66 @@ TEST(ConcurrentMapInline, FastWriteWaitsForAKeyLockWriter) {
   }
 }
 
+// A key lock whose held() (called only by write_home, J7) can park the
+// calling fast writer after its check, inside its group-lock hold.
+struct parking_key_lock : polymap::detail::spin_lock<std::atomic> {
+  static inline std::atomic<bool> armed{false};
+  static inline std::latch* parked = nullptr;
+  static inline std::latch* resume = nullptr;
+  bool held() const noexcept {
+    const bool r = spin_lock::held();
+    if (armed.exchange(false)) {
+      parked->count_down();
+      resume->wait();
+    }
+    return r;
+  }
+};
+struct parking_traits : polymap::concurrent_map_traits {
+  using stripe_lock = parking_key_lock;
+};
+
+// J7's other half: a fast insert that saw the key lock free is still in
+// flight (holding the home group's lock, its tag not yet stored) when a
+// key-lock writer (update) takes the key lock. The update's lookup must wait
+// for the home group to be unlocked and see the insert; a lookup that
+// missed without validation inserted the key a second time.
+TEST(ConcurrentMapInline, KeyLockWriterWaitsOutAFastInsertInFlight) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>, polymap::key_equal<std::uint64_t>,
+                          parking_traits>
+      m;
+  const std::uint64_t k = 7;
+  std::latch parked(1), resume(1);
+  parking_key_lock::parked = &parked;
+  parking_key_lock::resume = &resume;
+  parking_key_lock::armed = true;
+  bool b_inserted = false;
+  std::thread b([&] { b_inserted = m.insert(k, 5); });
+  parked.wait();  // B holds the home group's lock and saw the key lock free
+  std::atomic<int> a_calls{0};
+  std::optional<std::uint64_t> a_saw;
+  std::thread a([&] {
+    m.update(k, [&](const std::uint64_t* cur) -> std::uint64_t {
+      a_calls.fetch_add(1);
+      a_saw = cur ? std::optional<std::uint64_t>(*cur) : std::nullopt;
+      return (cur ? *cur : 0) + 10;
+    });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(a_calls.load(), 0) << "A looked the key up while B's insert was in flight";
+  resume.count_down();
+  b.join();
+  a.join();
+  EXPECT_TRUE(b_inserted);
+  EXPECT_EQ(a_calls.load(), 1);
+  EXPECT_EQ(a_saw, std::optional<std::uint64_t>(5));
+  EXPECT_EQ(m.size(), 1u);
+  EXPECT_EQ(m.find(k), std::optional<std::uint64_t>(15));
+  std::size_t n = 0;
+  m.for_each([&](std::uint64_t, std::uint64_t) { ++n; });
+  EXPECT_EQ(n, 1u) << "the key is in the table twice";
+}
+
 // The fast path against the key-lock path and growths, many threads, one
 // small key range: no key lands twice (one fast and one key-lock insert of
 // the same key), every value is one a thread stored, and size() agrees with

@@ -890,7 +890,7 @@ class inline_concurrent_map
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_in(current(), h, k);
+      const location cur = find_for_write(current(), h, k);
       if (cur) {
         V copy = vcodec::copy(cur.e.value);
         f(copy);
@@ -919,7 +919,7 @@ class inline_concurrent_map
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_in(current(), h, k);
+      const location cur = find_for_write(current(), h, k);
       V next = cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
       V stored = next;
       owned w(std::move(stored));
@@ -937,7 +937,7 @@ class inline_concurrent_map
     key_guard kg(*this, h);
     owned w(std::move(desired));
     for (;;) {
-      const location cur = find_in(current(), h, lookup(q));
+      const location cur = find_for_write(current(), h, lookup(q));
       if (!cur || !vcodec::borrow(cur.e.value, [&](const V& seen) { return bool(seen == expected); })) return false;
       if (publish(kg, h, lookup(q), &cur, {cur.e.key, w.get()})) {
         w.commit();
@@ -964,7 +964,7 @@ class inline_concurrent_map
     }
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_in(current(), h, lookup(q));
+      const location cur = find_for_write(current(), h, lookup(q));
       if (!cur) return false;
       if (unlink(kg, h, lookup(q), cur.e)) return true;
     }
@@ -997,9 +997,10 @@ class inline_concurrent_map
   template <class Q>
   [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = Traits::domain().pin();
-    const location loc = find_in(current(), hash_of(q), lookup(q));
-    if (!loc) return std::nullopt;
-    return vcodec::copy(loc.e.value);
+    const auto& key = lookup(q);
+    return current()->template find_value<std::optional<V>>(
+        hash_of(q), [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), key); },
+        [](const words& w) { return std::optional<V>(vcodec::copy(w)); });
   }
 
   template <class Q>
@@ -1068,6 +1069,22 @@ class inline_concurrent_map
         h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); }, e, overwrite, old, lock_waits_);
   }
 
+  // The lookup of a writer holding the key lock (J6): as find_in, but it
+  // first waits until the home group is not locked. A fast-path writer
+  // (J7) that took the home group's lock before this writer took the key
+  // lock may be inserting the key right now, and find_in's miss does not
+  // validate the group's version (a reader's miss needs no validation, a
+  // writer's "absent" here would insert the key a second time: the
+  // linearizability stress found exactly that). Once the home group is
+  // seen unlocked after the key lock was taken, every fast writer of the
+  // key has either finished (its write is visible) or will see the key lock
+  // and fall back.
+  template <class Q>
+  location find_for_write(const table* t, std::size_t h, const Q& q) const {
+    t->wait_home_unlocked(h);
+    return find_in(t, h, q);
+  }
+
   template <class Q>
   [[gnu::always_inline]] location find_in(const table* t, std::size_t h, const Q& q) const {
     return t->find(h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); });
@@ -1099,7 +1116,7 @@ class inline_concurrent_map
     for (;;) {
       table* t = current();
       kg.hold(t);  // J6: the lookup below and the write decide under t's key lock
-      const location loc = find_in(t, h, q);
+      const location loc = find_for_write(t, h, q);
       if (!any && (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e)))) return {false, false};
       status s;
       if (loc) {
@@ -1134,7 +1151,7 @@ class inline_concurrent_map
     for (;;) {
       table* t = current();
       kg.hold(t);  // J6
-      const location loc = find_in(t, h, q);
+      const location loc = find_for_write(t, h, q);
       if (!loc || !loc.e.same(old)) return false;
       switch (t->erase(loc, lock_waits_)) {
         case status::done:

@@ -291,6 +291,8 @@ class version_lock {
     // as acquire on ARMv8.
     return word_.load(std::memory_order_seq_cst);
   }
+  // Whether a version word read by read_begin was taken by a writer.
+  static constexpr bool locked(std::uint32_t version) noexcept { return (version & kLocked) != 0; }
   POLYMAP_ALWAYS_INLINE bool read_valid(std::uint32_t begin) const noexcept {
     // Callers read the protected words with acquire loads, so this load cannot
     // move above them; relaxed is enough for the word itself.
