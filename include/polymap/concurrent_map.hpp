@@ -236,6 +236,32 @@
 //   - A seq_cst size counter per map: a single line every insert bounces;
 //     ours sits in the table on a line of its own, written under group locks.
 //
+// WHAT MADE IT FASTER (session 6, inline layout, u64 -> polymap::value,
+//   N = 10,000, the bench harness, same-run A/B of the binaries, 2-core VM)
+//   - Force-inlined helpers (detail/inline.hpp): in the benchmark's large
+//     TU GCC had left version_lock::lock, the slot read, group_meta::load,
+//     the fence and domain() as calls on every write. 1-thread insert
+//     7.8-8.2 -> 13.1-14.7 Mops/s, find50 16-17 -> 22-24.
+//   - The write fast path (L1', J7): one CAS and one store on the home
+//     block's first line per write instead of two of each, and no second
+//     lookup under the group lock. 2-thread find50 16 -> 43, find95
+//     35-42 -> 63-74 (the machine's noise moves these cells by 2x between
+//     runs; docs/bench/README.md has three full runs); 1-thread
+//     insert_or_assign of a present key 39 -> 19 ns (microbenchmark), the
+//     same as locked_map.
+//   - find() takes the value words straight from the slot (find_value)
+//     instead of through a `location` that went through memory (a 16-byte
+//     reload of two 8-byte stores, which store-to-load forwarding cannot
+//     serve). perf moved those samples back onto the two cache misses.
+//   Tried and not kept: prefetching every line of the home block at the
+//   start of a lookup (2M keys: -20% in a microbenchmark, no difference
+//   in three alternating bench runs).
+//   Left: a 1-thread lookup still costs two dependent misses (the block's
+//   first line, then the slot's line) where a flat map with a dense
+//   metadata array pays about one; an insert still bounces the table's
+//   size line, and a growth (freeze, rehash, retire) stops every writer:
+//   about a third of 2-thread insert-from-empty samples.
+//
 // FAQ
 //   Why 15 slots per group? 15 tags and an overflow byte fill one SSE2 word.
 //   Why is memory per entry higher than boost::unordered_flat_map? Node
