@@ -249,7 +249,7 @@
 //     runs; docs/bench/README.md has three full runs); 1-thread
 //     insert_or_assign of a present key 39 -> 19 ns (microbenchmark), the
 //     same as locked_map.
-//   - find() takes the value words straight from the slot (find_value)
+//   - find() takes the value words straight from the slot (find_with)
 //     instead of through a `location` that went through memory (a 16-byte
 //     reload of two 8-byte stores, which store-to-load forwarding cannot
 //     serve). perf moved those samples back onto the two cache misses.
@@ -1024,9 +1024,9 @@ class inline_concurrent_map
   [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = Traits::domain().pin();
     const auto& key = lookup(q);
-    return current()->template find_value<std::optional<V>>(
-        hash_of(q), [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), key); },
-        [](const words& w) { return std::optional<V>(vcodec::copy(w)); });
+    return current()->template find_with<std::optional<V>>(
+        hash_of(q), matcher(key),
+        [](std::size_t, std::size_t, std::uint64_t, const words& w) { return std::optional<V>(vcodec::copy(w)); });
   }
 
   template <class Q>
@@ -1041,10 +1041,12 @@ class inline_concurrent_map
   template <class Q, class F>
   bool visit(const Q& q, F f) const {
     auto pin = Traits::domain().pin();
-    const location loc = find_in(current(), hash_of(q), lookup(q));
-    if (!loc) return false;
-    vcodec::borrow(loc.e.value, [&](const V& v) { f(v); });
-    return true;
+    const auto& key = lookup(q);
+    return current()->template find_with<bool>(hash_of(q), matcher(key),
+                                               [&](std::size_t, std::size_t, std::uint64_t, const words& w) {
+                                                 vcodec::borrow(w, [&](const V& v) { f(v); });
+                                                 return true;
+                                               });
   }
 
   // As the node layout's bulk_find: batches of 16, home blocks prefetched,
@@ -1086,13 +1088,19 @@ class inline_concurrent_map
     old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
   }
 
+  // The table's key test for lookup key q (which must outlive it): Eq sees
+  // only key words the seqlock validated (or that the group lock protects).
+  template <class Q>
+  POLYMAP_ALWAYS_INLINE auto matcher(const Q& q) const {
+    return [this, &q](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); };
+  }
+
   // The write fast path (inline_table.hpp, J7); home::slow sends the caller
   // to its key-lock path (J6). Precondition: pinned.
   template <class Q>
   POLYMAP_ALWAYS_INLINE typename itable::home write_home(std::size_t h, const Q& q, const entry* e, bool overwrite,
                                                          words& old) {
-    return current()->write_home(
-        h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); }, e, overwrite, old, lock_waits_);
+    return current()->write_home(h, matcher(q), e, overwrite, old, lock_waits_);
   }
 
   // The lookup of a writer holding the key lock (J6): as find_in, but it
@@ -1113,7 +1121,7 @@ class inline_concurrent_map
 
   template <class Q>
   [[gnu::always_inline]] location find_in(const table* t, std::size_t h, const Q& q) const {
-    return t->find(h, [&](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); });
+    return t->find(h, matcher(q));
   }
 
   // Stores e (key q) where the key's entry was *expect (nullptr: absent).

@@ -199,11 +199,25 @@ class alignas(64) inline_table : public table_sizing {
 
   // Finds the entry whose key word satisfies match (called only on words
   // validated by the seqlock). Loads only (READ PROTOCOL, inline layout).
-  // The common path reads each group once; if a writer overlapped a read,
-  // the lookup starts over in find_contended (out of line, so the inlined
-  // path stays small enough for consecutive lookups to overlap their misses).
   template <class Match>
   [[gnu::always_inline]] inline location find(std::size_t hash, Match&& match) const {
+    return find_with<location>(hash, match, [](std::size_t g, std::size_t i, std::uint64_t kw, const value_words& w) {
+      return location{true, g, i, entry{kw, w}};
+    });
+  }
+
+  // find's loop, for callers that want something else than a location:
+  // returns hit(group, slot, key word, value words) on a match, R() on a
+  // miss. The words reach hit in registers when hit is inlined (find's
+  // location went through memory when a caller took its words by
+  // reference, and the 16-byte reload of two 8-byte stores misses
+  // store-to-load forwarding: perf, session 6, a fifth of a 1-thread find's
+  // samples). The common path reads each group once; if a writer overlapped
+  // a read, the lookup starts over in find_contended (out of line, so the
+  // inlined path stays small enough for consecutive lookups to overlap
+  // their misses).
+  template <class R, class Match, class Hit>
+  [[gnu::always_inline]] inline R find_with(std::size_t hash, Match&& match, Hit&& hit) const {
     const std::uint8_t tag = tag_of(hash);
     prober p(hash, mask_);
     for (;;) {
@@ -212,14 +226,20 @@ class alignas(64) inline_table : public table_sizing {
       const group_bits bits = b.meta.load();
       for (std::uint32_t m = bits.match(tag); m; m &= m - 1) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
-        const entry e = read(b.slots[i]);
-        if (!b.lock.read_valid(v)) [[unlikely]]
-          return find_contended(hash, match);
-        if (match(e.key)) return {true, p.get(), i, e};
+        const slot& sl = b.slots[i];
+        // acquire: as in read().
+        const std::uint64_t kw = sl.key.load(std::memory_order_acquire);
+        value_words w;
+        for (std::size_t j = 0; j < kValueWords; ++j) w[j] = sl.value[j].load(std::memory_order_acquire);
+        if (!b.lock.read_valid(v)) [[unlikely]] {
+          const location loc = find_contended(hash, match);
+          return loc ? hit(loc.group, loc.slot, loc.e.key, loc.e.value) : R();
+        }
+        if (match(kw)) return hit(p.get(), i, kw, w);
       }
       // A group without a validated match: a miss here. Its overflow bit
       // needs no validation (bits are only ever set, I3).
-      if (!bits.overflowed(hash) || !p.next()) return {};
+      if (!bits.overflowed(hash) || !p.next()) return R();
     }
   }
 
@@ -228,35 +248,6 @@ class alignas(64) inline_table : public table_sizing {
   void wait_home_unlocked(std::size_t hash) const noexcept {
     const block& b = blocks_[hash & mask_];
     for (backoff bo; GroupLock::locked(b.lock.read_begin()); bo.pause()) {
-    }
-  }
-
-  // find, for a caller that needs only the value: returns hit(value words)
-  // on a match, R() on a miss. The words stay in registers: find's location
-  // goes through memory when the caller takes its words by reference, and
-  // the 16-byte reload of two 8-byte stores misses store-to-load forwarding
-  // (perf, session 6: a fifth of a 1-thread find's samples sat on it).
-  template <class R, class Match, class Hit>
-  [[gnu::always_inline]] inline R find_value(std::size_t hash, Match&& match, Hit&& hit) const {
-    const std::uint8_t tag = tag_of(hash);
-    prober p(hash, mask_);
-    for (;;) {
-      const block& b = blocks_[p.get()];
-      const std::uint32_t v = b.lock.read_begin();
-      const group_bits bits = b.meta.load();
-      for (std::uint32_t m = bits.match(tag); m; m &= m - 1) {
-        const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
-        // acquire: as in read().
-        const std::uint64_t kw = sl.key.load(std::memory_order_acquire);
-        value_words w;
-        for (std::size_t j = 0; j < kValueWords; ++j) w[j] = sl.value[j].load(std::memory_order_acquire);
-        if (!b.lock.read_valid(v)) [[unlikely]] {
-          const location loc = find_contended(hash, match);
-          return loc ? hit(loc.e.value) : R();
-        }
-        if (match(kw)) return hit(w);
-      }
-      if (!bits.overflowed(hash) || !p.next()) return R();
     }
   }
 
