@@ -855,6 +855,34 @@ TEST(ConcurrentMapInline, KeyLockWriterWaitsOutAFastInsertInFlight) {
   EXPECT_EQ(n, 1u) << "the key is in the table twice";
 }
 
+// size() (J4) after 12 threads insert through growths and other threads
+// erase half of each one's keys (on the fast path and off it): it must equal
+// a full count once the writers are done, and reach zero.
+TEST(ConcurrentMapInline, SizeIsExactAfterManyWriterThreads) {
+  u64_map m;
+  constexpr std::uint64_t kThreads = 12, kPer = 1000;
+  auto run = [&](auto body) {
+    std::vector<std::thread> ts;
+    for (std::uint64_t t = 0; t < kThreads; ++t) ts.emplace_back(body, t);
+    for (auto& th : ts) th.join();
+  };
+  run([&](std::uint64_t t) {
+    for (std::uint64_t i = 0; i < kPer; ++i) ASSERT_TRUE(m.insert(t * kPer + i, i));
+  });
+  EXPECT_EQ(m.size(), kThreads * kPer);
+  run([&](std::uint64_t t) {  // each thread erases half of another thread's keys
+    const std::uint64_t other = (t + 1) % kThreads;
+    for (std::uint64_t i = 0; i < kPer / 2; ++i) ASSERT_TRUE(m.erase(other * kPer + i));
+  });
+  std::size_t n = 0;
+  m.for_each([&](std::uint64_t, std::uint64_t) { ++n; });
+  EXPECT_EQ(n, kThreads * kPer / 2);
+  EXPECT_EQ(m.size(), n);
+  for (std::uint64_t k = 0; k < kThreads * kPer; ++k) m.erase(k);
+  EXPECT_EQ(m.size(), 0u);
+  EXPECT_TRUE(m.empty());
+}
+
 // The fast path against the key-lock path and growths, many threads, one
 // small key range: no key lands twice (one fast and one key-lock insert of
 // the same key), every value is one a thread stored, and size() agrees with

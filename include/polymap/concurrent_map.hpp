@@ -18,6 +18,9 @@
 //   for their whole run, and may or may not see entries changed meanwhile;
 //   each entry they pass is a value the key really had. size() is exact when
 //   no write runs at the same time.
+//   Hash and Eq must not call into the same map either: the inline layout's
+//   write fast path runs Eq holding the home group's lock, and lookups of
+//   that group wait for it.
 //   Callbacks that throw leave the map unchanged: insert_or_visit runs f on a
 //   copy, update computes its value before publishing, erase_if decides every
 //   entry before erasing any. Callbacks must not call back into the same map
@@ -258,9 +261,11 @@
 //   in three alternating bench runs).
 //   Left: a 1-thread lookup still costs two dependent misses (the block's
 //   first line, then the slot's line) where a flat map with a dense
-//   metadata array pays about one; an insert still bounces the table's
-//   size line, and a growth (freeze, rehash, retire) stops every writer:
-//   about a third of 2-thread insert-from-empty samples.
+//   metadata array pays about one; a growth (freeze, rehash, retire)
+//   stops every writer: about a third of 2-thread insert-from-empty
+//   samples. The size counter's line took about a tenth; striping it by
+//   thread (8 stripes and a coarse shared sum for the growth trigger) made
+//   no difference in three alternating bench runs, so it was not kept.
 //
 // FAQ
 //   Why 15 slots per group? 15 tags and an overflow byte fill one SSE2 word.

@@ -258,6 +258,15 @@ class version_lock {
     // release: pairs with lock()'s acquire CAS and readers' read_begin/read_valid.
     word_.store((w & ~kLocked) + kStep, std::memory_order_release);
   }
+  // unlock() for a holder that changed nothing: the version goes back to
+  // what it was before lock(), so a reader that began before the lock and
+  // validates after it succeeds (it read words nobody wrote).
+  POLYMAP_ALWAYS_INLINE void unlock_unchanged() noexcept {
+    // relaxed: we hold the lock; nobody else changes the word.
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    // release: as in unlock(), for the next holder's acquire CAS.
+    word_.store(w & ~kLocked, std::memory_order_release);
+  }
   // Waits for the lock to be free and marks the group frozen for good.
   void freeze() noexcept {
     backoff b;
@@ -285,10 +294,13 @@ class version_lock {
   }
   // Seqlock read side, for layouts that read several words per slot.
   POLYMAP_ALWAYS_INLINE std::uint32_t read_begin() const noexcept {
-    // seq_cst (acquire would pair with unlock()'s release): a key-lock
-    // writer's lookup must not read the version before its key-lock CAS is
-    // ordered (inline_table.hpp, J7). A plain load on x86 and the same LDAR
-    // as acquire on ARMv8.
+    return word_.load(std::memory_order_acquire);  // acquire: pairs with unlock()'s release
+  }
+  // read_begin for concurrent_map's key-lock writers (J7 in
+  // inline_table.hpp): seq_cst, so it is ordered after their key-lock CAS
+  // against a fast writer's group-lock CAS and key-lock check. A plain load
+  // on x86; readers keep the acquire load above.
+  POLYMAP_ALWAYS_INLINE std::uint32_t read_begin_seq_cst() const noexcept {
     return word_.load(std::memory_order_seq_cst);
   }
   // Whether a version word read by read_begin was taken by a writer.

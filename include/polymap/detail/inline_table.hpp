@@ -38,7 +38,8 @@
 //       back to J6); one that takes it later waits, before each lookup it
 //       makes under the key lock, until it sees the home group unlocked
 //       (wait_home_unlocked), so it sees the fast write whole (the key
-//       lock's CAS, the group lock's CAS and read_begin are seq_cst). A
+//       lock's CAS, the group lock's CAS, the key-lock check and that
+//       wait's version load are seq_cst). A
 //       plain lookup would not do: its miss reads the tags without
 //       validating the version, so it could miss a fast insert in flight
 //       and insert the key a second time (found by the linearizability
@@ -244,10 +245,10 @@ class alignas(64) inline_table : public table_sizing {
   }
 
   // Returns once the home group of hash is seen not locked by a writer
-  // (J7: see concurrent_map's find_for_write). read_begin is seq_cst.
+  // (J7: see concurrent_map's find_for_write). The version load is seq_cst.
   void wait_home_unlocked(std::size_t hash) const noexcept {
     const block& b = blocks_[hash & mask_];
-    for (backoff bo; GroupLock::locked(b.lock.read_begin()); bo.pause()) {
+    for (backoff bo; GroupLock::locked(b.lock.read_begin_seq_cst()); bo.pause()) {
     }
   }
 
@@ -315,9 +316,17 @@ class alignas(64) inline_table : public table_sizing {
     block& b = blocks_[hash & mask_];
     if (b.lock.lock(waits) == GroupLock::acquired::frozen) [[unlikely]]
       return home::slow;
+    // Unlocks on every return (Eq may throw). A return that changed
+    // nothing restores the version readers saw, so they need not retry.
     struct unlocker {
       GroupLock& l;
-      ~unlocker() { l.unlock(); }
+      bool changed = false;
+      ~unlocker() {
+        if (changed)
+          l.unlock();
+        else
+          l.unlock_unchanged();
+      }
     } held{b.lock};
     // J7: seq_cst, as the key lock's CAS and wait_home_unlocked's version
     // load: if a key-lock writer took this lock before our group-lock CAS,
@@ -333,12 +342,14 @@ class alignas(64) inline_table : public table_sizing {
       if (!match(sl.key.load(std::memory_order_relaxed))) continue;
       for (std::size_t j = 0; j < kValueWords; ++j) old[j] = sl.value[j].load(std::memory_order_relaxed);
       if (!e) {
+        held.changed = true;
         b.meta.set_tag(i, 0);                                                      // J1: the tag only
         size_.fetch_sub(1, std::memory_order_relaxed);                             // relaxed: J4
         if (bits.overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
         return home::erased;
       }
       if (!overwrite) return home::present;
+      held.changed = true;
       // release: pairs with the readers' acquire loads of the words (seqlock).
       for (std::size_t j = 0; j < kValueWords; ++j) sl.value[j].store(e->value[j], std::memory_order_release);
       return home::replaced;
@@ -351,6 +362,7 @@ class alignas(64) inline_table : public table_sizing {
     const std::uint32_t avail = bits.match_empty();
     if (!avail || needs_rebuild()) return home::slow;
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
+    held.changed = true;
     write(b.slots[i], *e);
     b.meta.set_tag(i, tag_of(hash));                // J1: words, then tag
     size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4, under the group lock
