@@ -137,9 +137,11 @@ enum class merge_policy : unsigned char {
 };
 
 struct merge_result {
-  std::size_t applied = 0;             // child entries written into the parent
-  std::vector<std::string> conflicts;  // names both sides changed since the fork, to different values
-  bool failed = false;                 // merge_policy::fail found conflicts: nothing was written
+  std::size_t applied = 0;  // child writes taken (written, or already equal in the parent)
+  // Names both sides changed since the fork (or the child's last merge), to
+  // different values or by a parent's erase.
+  std::vector<std::string> conflicts;
+  bool failed = false;  // merge_policy::fail found conflicts: nothing was written
   explicit operator bool() const noexcept { return !failed; }
 };
 
