@@ -5,7 +5,10 @@
 //   Every operation is linearizable: it runs whole under the lock.
 //   Reads (find, contains, get, visit, for_each, size, stats) take the lock
 //   shared; writes take it exclusive. Callbacks run under the lock, so a
-//   callback must not call back into the same map (that deadlocks).
+//   callback must not write the same map, and the callbacks of writes
+//   (update, insert_or_visit, erase_if) must not read it either: a call that
+//   would deadlock gets std::logic_error naming the map and the rule
+//   (detail/reentry.hpp). Reads from visit or for_each callbacks are fine.
 //   A callback that throws leaves the map as it was: insert_or_visit runs its
 //   callback on a copy and stores the copy only when the callback returns;
 //   update computes the new value before touching the table; erase_if decides
@@ -30,6 +33,7 @@
 
 #include "polymap/detail/hash.hpp"
 #include "polymap/detail/map_api.hpp"
+#include "polymap/detail/reentry.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
 
@@ -69,7 +73,10 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
     auto lock = write_lock();
     if (auto it = table_.find(k); it != table_.end()) {
       V copy = it->second;
-      f(copy);
+      {
+        detail::callback_scope scope(&mutex_, "locked_map", "insert_or_visit");
+        f(copy);
+      }
       it->second = std::move(copy);
       return false;
     }
@@ -82,7 +89,10 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
   V update(K k, F f) {
     auto lock = write_lock();
     auto it = table_.find(k);
-    V next = f(it == table_.end() ? static_cast<const V*>(nullptr) : &it->second);
+    V next = [&] {
+      detail::callback_scope scope(&mutex_, "locked_map", "update");
+      return f(it == table_.end() ? static_cast<const V*>(nullptr) : &it->second);
+    }();
     V stored = next;
     if (it != table_.end()) {
       it->second = std::move(next);
@@ -116,6 +126,7 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
   std::size_t erase_if(P pred) {
     auto lock = write_lock();
     std::vector<typename table_type::iterator> doomed;
+    detail::callback_scope scope(&mutex_, "locked_map", "erase_if");
     for (auto it = table_.begin(); it != table_.end(); ++it) {
       if (detail::invoke_entry(pred, it->first, it->second)) doomed.push_back(it);
     }
@@ -159,6 +170,7 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
     auto lock = read_lock();
     auto it = table_.find(detail::lookup_arg<K>(q));
     if (it == table_.end()) return false;
+    detail::callback_scope scope(&mutex_, "locked_map", "visit", /*exclusive=*/false);
     f(static_cast<const V&>(it->second));
     return true;
   }
@@ -167,6 +179,7 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
   template <class F>
   void for_each(F f) const {
     auto lock = read_lock();
+    detail::callback_scope scope(&mutex_, "locked_map", "for_each", /*exclusive=*/false);
     for (const auto& [k, v] : table_) detail::invoke_entry(f, k, v);
   }
 
@@ -192,7 +205,11 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
   }
 
  private:
+  // Both locks first refuse a callback that calls back into this map where
+  // that would deadlock (detail/reentry.hpp): a write from any callback, a
+  // read from a write's callback.
   std::shared_lock<std::shared_mutex> read_lock() const {
+    detail::callback_scope::check(&mutex_, /*exclusive=*/false);
     std::shared_lock lock(mutex_, std::try_to_lock);
     if (!lock.owns_lock()) {
       // relaxed: a statistic; the mutex itself orders the table accesses.
@@ -202,6 +219,7 @@ class locked_map : public detail::typed_access<locked_map<K, V, Hash, Eq>, K, V>
     return lock;
   }
   std::unique_lock<std::shared_mutex> write_lock() {
+    detail::callback_scope::check(&mutex_);
     std::unique_lock lock(mutex_, std::try_to_lock);
     if (!lock.owns_lock()) {
       lock_waits_.fetch_add(1, std::memory_order_relaxed);  // relaxed: as in read_lock

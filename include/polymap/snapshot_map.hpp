@@ -25,7 +25,9 @@
 //   version: a reader sees all of them or none. version() counts publishes.
 //
 //   Callbacks of update/insert_or_visit/compare_exchange/erase_if run under
-//   the writer mutex: they must not write to the same map (that deadlocks).
+//   the writer mutex: they must not write to the same map; one that does gets
+//   std::logic_error naming the map and the rule (detail/reentry.hpp), not a
+//   deadlock. Reads from a callback are fine.
 //   A callback that throws leaves the map unchanged (the new version is built
 //   after every callback returned, and a bad_alloc while building frees the
 //   partial version). visit's callback runs while the thread is pinned: keep
@@ -136,6 +138,7 @@
 #include "polymap/detail/hash.hpp"
 #include "polymap/detail/map_api.hpp"
 #include "polymap/detail/read_index.hpp"
+#include "polymap/detail/reentry.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
 
@@ -372,7 +375,10 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     bool inserted = false;
     if (const leaf_t* old = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_)) {
       V copy = old->kv.second;
-      f(copy);
+      {
+        detail::callback_scope scope(&write_mutex_, "snapshot_map", "insert_or_visit");
+        f(copy);
+      }
       auto [root, l] = assoc(cur->root, h, std::move(k), std::move(copy), inserted);
       publish_one(cur, std::move(root), cur->size, l);
       return false;
@@ -390,7 +396,10 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     const tree* cur = writer_current();
     const std::size_t h = hash_(detail::lookup_arg<K>(k));
     const leaf_t* old = ops::find(cur->root, h, detail::lookup_arg<K>(k), eq_);
-    V next = f(old ? &old->kv.second : static_cast<const V*>(nullptr));
+    V next = [&] {
+      detail::callback_scope scope(&write_mutex_, "snapshot_map", "update");
+      return f(old ? &old->kv.second : static_cast<const V*>(nullptr));
+    }();
     V stored = next;
     bool inserted = false;
     auto [root, l] = assoc(cur->root, h, std::move(k), std::move(next), inserted);
@@ -432,6 +441,7 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     auto lock = write_lock();
     const tree* cur = writer_current();
     std::vector<const leaf_t*> doomed;
+    detail::callback_scope scope(&write_mutex_, "snapshot_map", "erase_if");
     auto decide = [&](const leaf_t* l) {
       if (detail::invoke_entry(pred, l->kv.first, l->kv.second)) doomed.push_back(l);
     };
@@ -651,6 +661,9 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
   }
 
   std::unique_lock<std::mutex> write_lock() {
+    // A callback of update/insert_or_visit/erase_if that writes this map
+    // would wait for itself: std::logic_error instead (detail/reentry.hpp).
+    detail::callback_scope::check(&write_mutex_);
     std::unique_lock lock(write_mutex_, std::try_to_lock);
     if (!lock.owns_lock()) {
       // relaxed: a statistic; the mutex orders the writes.
