@@ -92,9 +92,9 @@
 //
 // COST (one thread, `polymap bench checked`, docs/hazards.md has numbers)
 //   A read: M's visit, the key's hash, ~10 stores into the thread-local ring.
-//   A write: the hash, a scan of the ring's live records (at most 32), six
-//   relaxed stores to the thread's write log, and M::update instead of
-//   M::insert_or_assign. Memory: 16 bytes per entry, 2.5 KiB per reading
+//   A write: the hash, one compare of 32 four-byte tags (the ring's records
+//   are read only on a tag match), seven relaxed stores to the thread's write
+//   log, and M::update instead of M::insert_or_assign. Memory: 16 bytes per entry, 2.5 KiB per reading
 //   thread, 3 KiB per writing thread (recycled when the thread exits).
 //   With window_time set, each read also reads the steady clock.
 //
@@ -242,6 +242,10 @@ struct read_record {
 // The calling thread's state. constinit and trivially destructible: reading
 // it is a plain thread-local access (no TLS guard) on every checked call.
 struct thread_state {
+  // tags[i]: a 32-bit digest of reads[i]'s (map, key hash), 0 once consumed.
+  // A write compares all 32 tags at once (no early exit: the compiler may
+  // vectorize it) and looks at a record only when its tag matches.
+  std::uint32_t tags[kReadSlots]{};
   read_record reads[kReadSlots]{};
   std::uint64_t ops = 0;    // this thread's stale_checked operations, all maps
   std::uint64_t floor = 1;  // records with op < floor are forgotten
@@ -563,7 +567,9 @@ class stale_checked {
   POLYMAP_CHECK_INLINE void note_read(std::uint64_t h, const stale_detail::observed& o, const char* op,
                                       const loc& l) const {
     auto& ts = stale_detail::tls;
-    record& r = ts.reads[ts.next++ & (stale_detail::kReadSlots - 1)];
+    const unsigned slot = ts.next++ & (stale_detail::kReadSlots - 1);
+    ts.tags[slot] = tag_of(h);
+    record& r = ts.reads[slot];
     r.map = id_;
     r.hash = h;
     r.stamp = o.stamp;
@@ -582,16 +588,38 @@ class stale_checked {
   POLYMAP_CHECK_INLINE std::optional<record> take_record(std::uint64_t h) const {
     auto& ts = stale_detail::tls;
     const std::uint64_t now = ++ts.ops;
+    const std::uint32_t t = tag_of(h);
+    std::uint32_t match = 0;
+    for (unsigned i = 0; i < stale_detail::kReadSlots; ++i) match |= std::uint32_t{ts.tags[i] == t} << i;
+    if (!match) [[likely]]
+      return std::nullopt;
+    return take_matching(match, h, now);
+  }
+  [[gnu::noinline]] std::optional<record> take_matching(std::uint32_t match, std::uint64_t h, std::uint64_t now) const {
+    auto& ts = stale_detail::tls;
+    const record* best = nullptr;
+    for (unsigned i = 0; i < stale_detail::kReadSlots; ++i) {
+      if (!(match >> i & 1)) continue;
+      const record& r = ts.reads[i];
+      if (r.map != id_ || r.hash != h) continue;  // another key with the same tag
+      const bool live = r.op >= ts.floor && now - r.op <= opt_.window_ops && in_time(r);
+      if (live && (!best || r.op > best->op)) best = &r;
+    }
     std::optional<record> found;
-    for (unsigned i = 1; i <= stale_detail::kReadSlots; ++i) {
-      record& r = ts.reads[(ts.next - i) & (stale_detail::kReadSlots - 1)];
-      // The ring runs newest to oldest: past the window, all are older.
-      if (r.op < ts.floor || now - r.op > opt_.window_ops) break;
-      if (r.map != id_ || r.hash != h) continue;
-      if (!found && in_time(r)) found = r;
-      r.map = 0;
+    if (best) found = *best;
+    for (unsigned i = 0; i < stale_detail::kReadSlots; ++i) {
+      if ((match >> i & 1) && ts.reads[i].map == id_ && ts.reads[i].hash == h) {
+        ts.tags[i] = 0;
+        ts.reads[i].map = 0;
+      }
     }
     return found;
+  }
+
+  // Never 0 (0 marks a consumed slot).
+  POLYMAP_CHECK_INLINE std::uint32_t tag_of(std::uint64_t h) const noexcept {
+    const std::uint64_t x = h ^ (id_ * 0x9E3779B97F4A7C15ULL);
+    return static_cast<std::uint32_t>(x ^ (x >> 32)) | 1u;
   }
 
   bool in_time(const record& r) const noexcept {
@@ -600,8 +628,12 @@ class stale_checked {
 
   void drop(std::uint64_t h, bool one_key) const noexcept {
     auto& ts = stale_detail::tls;
-    for (auto& r : ts.reads) {
-      if (r.map == id_ && (!one_key || r.hash == h)) r.map = 0;
+    for (unsigned i = 0; i < stale_detail::kReadSlots; ++i) {
+      auto& r = ts.reads[i];
+      if (r.map == id_ && (!one_key || r.hash == h)) {
+        r.map = 0;
+        ts.tags[i] = 0;
+      }
     }
   }
 
