@@ -97,6 +97,8 @@
 //   log, and M::update instead of M::insert_or_assign. Memory: 16 bytes per entry, 2.5 KiB per reading
 //   thread, 3 KiB per writing thread (recycled when the thread exits).
 //   With window_time set, each read also reads the steady clock.
+//   stamped<V> is V plus 16 bytes: concurrent_map, whose inline layout takes
+//   values of at most 8 bytes, falls back to its node layout when wrapped.
 //
 // WHY RELAXED
 //   As in checked.hpp: the detector must not synchronize the threads it
