@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <latch>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,6 +106,22 @@ TEST(StaleChecked, ReadOtherWriteThenWriteReportsOnceNamingTheThreeSites) {
   EXPECT_NE(text.find("update"), std::string::npos) << text;
   EXPECT_NE(text.find("compare_exchange"), std::string::npos) << text;
   EXPECT_NE(r.detail.find("'hits'"), std::string::npos) << r.detail;
+}
+
+// Reads name a map by an id that is never reused: a map built where a
+// destroyed one lived does not inherit its reads.
+TEST(StaleChecked, ANewMapAtAnOldAddressHasNoReads) {
+  recording_handler h;
+  scoped_report_handler scope(h);
+  alignas(counters) unsigned char storage[sizeof(counters)];
+  auto* first = new (storage) counters;
+  first->insert_or_assign("k", 1);
+  (void)first->find("k");
+  first->~counters();
+  auto* second = new (storage) counters;  // same address, same key, another map
+  second->insert_or_assign("k", 2);
+  second->~counters();
+  EXPECT_EQ(h.count(), 0u);
 }
 
 TEST(StaleChecked, ReadThenWriteWithNoInterveningWriteIsSilent) {
