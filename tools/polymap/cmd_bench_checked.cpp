@@ -1,8 +1,9 @@
 // polymap bench checked — what polymap::check::checked<M> costs on one
 // thread: lookups and a 90/10 find/insert_or_assign mix on bare
 // std::unordered_map and boost::unordered_flat_map against checked<> of each
-// in both read modes (bench/checked_overhead.hpp). Added under `polymap
-// bench` by cmd_bench.cpp.
+// in both read modes, and bare polymap::locked_map against stale_checked<>
+// of it (bench/checked_overhead.hpp). Added under `polymap bench` by
+// cmd_bench.cpp.
 #include <fstream>
 #include <memory>
 #include <stdexcept>
@@ -66,8 +67,10 @@ CLI::App* add_bench_checked(CLI::App& bench) {
       "checked",
       "Overhead of polymap::check::checked<> on one thread: find and contains hits and a 90% find / 10% "
       "insert_or_assign mix, on bare std::unordered_map and boost::unordered_flat_map (uint64 keys) and on "
-      "checked<> of each in read_check::count and read_check::validate mode; ns/op (median of --repeats) and "
-      "the ratio to the bare container measured in the same run. A measurement: target ratio <= 1.10");
+      "checked<> of each in read_check::count and read_check::validate mode, and on bare polymap::locked_map and "
+      "stale_checked<> of it (the stale-read detector); ns/op (median of --repeats) and the ratio to the bare "
+      "container measured in the same run. A measurement: target ratio <= 1.10 (checked<>), <= 1.25 "
+      "(stale_checked<>)");
   cmd->add_option("--size", a->size, "Keys in each map, all looked up as hits (1 to 2^30; default 10000)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   cmd->add_option("--ops", a->ops, "Operations per timed run (1 to 2^34; default 2000000)")

@@ -15,6 +15,10 @@
 //   unlocked_access   a guarded<M> touched without holding its mutex
 //   stale_reference   a checked_ref used after its container was changed by an
 //                     erase, an overwrite, a clear or a growth
+//   stale_write       a write based on a stale read (stale_checked<M>, stale.hpp):
+//                     this thread read a key, another thread's write of it landed,
+//                     then this thread wrote it; the report also names the read
+//                     (`read`), the key and how many writes were overwritten unseen
 //
 // HANDLERS
 //   The default handler (abort_handler) prints the report to stderr and calls
@@ -53,6 +57,7 @@ enum class conflict : unsigned char {
   read_write,
   unlocked_access,
   stale_reference,
+  stale_write,
 };
 
 constexpr std::string_view to_string(conflict c) noexcept {
@@ -65,6 +70,8 @@ constexpr std::string_view to_string(conflict c) noexcept {
       return "access without holding the container's mutex";
     case conflict::stale_reference:
       return "reference used after its container changed";
+    case conflict::stale_write:
+      return "write based on a stale read (lost update)";
   }
   return "unknown";
 }
@@ -92,6 +99,11 @@ struct report {
   site here;                     // the site that detected the misuse
   site other;                    // the other side, where known
   std::string detail;            // one line: what was seen, what to do
+  // stale_write only: the read `here`'s write was based on (same thread), the
+  // key as text, and the writes of it this write overwrote unseen (0: unknown).
+  site read;
+  std::string key;
+  std::uint64_t lost_writes = 0;
 };
 
 inline std::string describe(const site& s) {
@@ -109,6 +121,7 @@ inline std::string to_string(const report& r) {
   os << "polymap check: " << to_string(r.kind);
   if (!r.object_type.empty()) os << " on " << r.object_type;
   os << " @" << r.object << "\n  this side:  " << describe(r.here);
+  if (r.read.known()) os << "\n  read before: " << describe(r.read);
   os << "\n  other side: " << (r.other.known() ? describe(r.other) : std::string("not recorded"));
   if (!r.detail.empty()) os << "\n  " << r.detail;
   return os.str();
