@@ -94,6 +94,45 @@ std::string to_prometheus(const std::vector<named_stats>& maps) {
   return out;
 }
 
+std::string to_prometheus(const std::vector<named_config_stats>& stores) {
+  std::string out;
+  auto scalar = [&](std::string_view name, std::string_view type, std::string_view help, auto get) {
+    family(out, name, type, help);
+    for (const auto& c : stores)
+      fmt::format_to(std::back_inserter(out), "{}{{instance=\"{}\"}} {}\n", name, escape_label(c.instance),
+                     get(c.stats));
+  };
+  scalar("polymap_config_reloads_accepted_total", "counter", "Loads and reloads published (the first load included).",
+         [](const config_stats& s) { return fmt::format("{}", s.reloads_accepted); });
+  scalar("polymap_config_reloads_rejected_total", "counter", "Reloads rejected; the config in force stayed.",
+         [](const config_stats& s) { return fmt::format("{}", s.reloads_rejected); });
+  scalar("polymap_config_version", "gauge", "Snapshot version of the config in force.",
+         [](const config_stats& s) { return fmt::format("{}", s.version); });
+  scalar("polymap_config_last_accepted_timestamp_seconds", "gauge", "Unix time of the last accepted reload (0: never).",
+         [](const config_stats& s) { return number(s.last_accepted_time); });
+  scalar("polymap_config_last_error_timestamp_seconds", "gauge", "Unix time of the last rejected reload (0: never).",
+         [](const config_stats& s) { return number(s.last_error_time); });
+  scalar("polymap_config_callback_errors_total", "counter", "Subscriber calls that threw.",
+         [](const config_stats& s) { return fmt::format("{}", s.callback_errors); });
+  auto per_source = [&](std::string_view name, std::string_view help, auto get) {
+    family(out, name, "gauge", help);
+    for (const auto& c : stores) {
+      for (const auto& src : c.stats.sources)
+        fmt::format_to(std::back_inserter(out), "{}{{instance=\"{}\",source=\"{}\"}} {}\n", name,
+                       escape_label(c.instance), escape_label(src.name), get(src));
+    }
+  };
+  per_source("polymap_config_source_ok", "1 if the source's last load succeeded, else 0.",
+             [](const config_stats::source& s) { return s.ok ? 1 : 0; });
+  per_source("polymap_config_source_revision", "The source's own change counter (etcd: its revision).",
+             [](const config_stats::source& s) { return s.revision; });
+  return out;
+}
+
+std::string to_prometheus(const config_stats& s, std::string_view instance_label) {
+  return to_prometheus(std::vector<named_config_stats>{named_config_stats{std::string(instance_label), s}});
+}
+
 std::string to_prometheus(const stats_t& s, std::string_view instance_label) {
   return to_prometheus(std::vector<named_stats>{named_stats{std::string(instance_label), s}});
 }

@@ -19,47 +19,15 @@
 #include <thread>
 #include <vector>
 
+#include "config_test_util.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using polymap::value;
 using namespace polymap::config;
-
-// A fresh directory under the system temp dir, removed afterwards.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "polymap-config-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// Rewrites the file in place (open with O_TRUNC, write, close).
-void write_in_place(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::trunc);
-  f << text;
-  f.close();
-  ASSERT_TRUE(f) << p;
-}
-
-// Replaces the file atomically: a sibling temp file renamed over it.
-void replace_by_rename(const fs::path& p, const std::string& text) {
-  const fs::path tmp = p.string() + ".tmp";
-  write_in_place(tmp, text);
-  fs::rename(tmp, p);
-}
+using namespace config_test;
 
 // Polls pred every 2 ms for up to `limit`; true once it holds.
 template <class P>

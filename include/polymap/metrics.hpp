@@ -20,6 +20,17 @@
 //
 // A page that shows several maps must render them in one call (the vector
 // overload): the format allows one HELP/TYPE block per family per page.
+//
+// CONFIG STORES (config::config_store::stats(); label instance, and source
+// on the per-source family)
+//   polymap_config_reloads_accepted_total            counter  first load included
+//   polymap_config_reloads_rejected_total            counter
+//   polymap_config_version                           gauge    snapshot version in force
+//   polymap_config_last_accepted_timestamp_seconds   gauge    unix time; 0: never
+//   polymap_config_last_error_timestamp_seconds      gauge    unix time; 0: never
+//   polymap_config_callback_errors_total             counter  subscriber calls that threw
+//   polymap_config_source_ok{source}                 gauge    1: its last load succeeded
+//   polymap_config_source_revision{source}           gauge    the source's change counter
 #pragma once
 
 #include <string>
@@ -41,5 +52,13 @@ std::string to_prometheus(const stats_t& s, std::string_view instance_label);
 
 // The metrics of several maps on one page (each family's HELP/TYPE once).
 std::string to_prometheus(const std::vector<named_stats>& maps);
+
+// A config store's counters with the name the service knows it by.
+struct named_config_stats {
+  std::string instance;
+  config_stats stats;
+};
+std::string to_prometheus(const config_stats& s, std::string_view instance_label);
+std::string to_prometheus(const std::vector<named_config_stats>& stores);
 
 }  // namespace polymap

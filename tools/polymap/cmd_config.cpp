@@ -1,5 +1,6 @@
-// polymap config — check a configuration file against a schema, or watch it
-// and print every reload the config_store accepts or rejects.
+// polymap config — check configuration files (or conf.d directories, and
+// environment variables) against a schema, or watch them and print every
+// reload the config_store accepts or rejects.
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -7,18 +8,22 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
+#include "polymap/config/sources.hpp"
 
 namespace {
 
 namespace cfg = polymap::config;
 
 struct config_args {
-  std::string file;
+  std::vector<std::string> files;  // files or directories, lowest precedence first
+  std::string env_prefix;          // empty: no environment source
   std::string schema_path;
   bool no_schema = false;
   double seconds = 0;
@@ -37,6 +42,20 @@ cfg::file_format pick_format(const std::string& f) {
   return cfg::file_format::automatic;
 }
 
+// The sources, in precedence order: the files and directories as given, then the environment.
+std::vector<std::unique_ptr<cfg::config_source>> make_sources(const config_args& a) {
+  std::vector<std::unique_ptr<cfg::config_source>> out;
+  for (const auto& f : a.files) out.push_back(cfg::make_path_source(f, pick_format(a.format)));
+  if (!a.env_prefix.empty()) out.push_back(std::make_unique<cfg::env_source>(a.env_prefix));
+  return out;
+}
+
+std::string sources_name(const std::vector<std::unique_ptr<cfg::config_source>>& srcs) {
+  std::vector<const cfg::config_source*> v;
+  for (const auto& s : srcs) v.push_back(s.get());
+  return cfg::layers_name(v);
+}
+
 std::string schema_name(const config_args& a) {
   if (a.no_schema) return "none (syntax and types only)";
   if (!a.schema_path.empty()) return a.schema_path;
@@ -46,11 +65,12 @@ std::string schema_name(const config_args& a) {
 void run_check(const config_args& a) {
   try {
     const auto s = pick_schema(a);
-    const auto doc = cfg::load_document(a.file, s, pick_format(a.format));
-    fmt::print("{}: OK ({} keys; schema: {})\n", a.file, doc.entries.size(), schema_name(a));
+    const auto srcs = make_sources(a);
+    const auto doc = cfg::load_sources(srcs, s);
+    fmt::print("{}: OK ({} keys; schema: {})\n", sources_name(srcs), doc.entries.size(), schema_name(a));
     for (const auto& e : doc.entries) {
-      std::string origin = e.from_file ? (e.line > 0 ? fmt::format("file, line {}", e.line) : "file") : "default";
-      fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), origin);
+      std::string origin = !e.from_file ? "default" : e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
+      fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin);
     }
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
@@ -68,16 +88,14 @@ void run_watch(const config_args& a) {
   if (a.seconds <= 0) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::unique_ptr<cfg::config_store> store;
   try {
-    cfg::config_store::options o;
-    o.format = pick_format(a.format);
-    store = std::make_unique<cfg::config_store>(a.file, pick_schema(a), o);
+    store = std::make_unique<cfg::config_store>(make_sources(a), pick_schema(a));
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }
   std::mutex out_mutex;  // Protects: stdout lines from the watcher thread.
-  fmt::print("watching {} (schema: {}); version {} with {} keys\n", a.file, schema_name(a), store->version(),
-             store->snapshot().size());
+  fmt::print("watching {} (schema: {}); version {} with {} keys\n", fmt::join(store->source_names(), " + "),
+             schema_name(a), store->version(), store->snapshot().size());
   std::fflush(stdout);
   store->subscribe_all([&](const cfg::change& c) {
     std::lock_guard g(out_mutex);
@@ -111,7 +129,13 @@ void run_watch(const config_args& a) {
 }
 
 void add_common(CLI::App* c, config_args& a) {
-  c->add_option("FILE", a.file, "The configuration file (.json or .toml)")->required();
+  c->add_option("FILE", a.files,
+                "Configuration files (.json or .toml) or conf.d directories (their *.json and *.toml merged in "
+                "name order); a later one overrides an earlier one, key by key")
+      ->required();
+  c->add_option("--env", a.env_prefix,
+                "Also read environment variables PREFIX<KEY>, overriding the files: with --env APP_, "
+                "APP_HTTP__TIMEOUT_MS=250 sets http.timeout_ms (\"__\" separates levels)");
   auto* schema = c->add_option("--schema", a.schema_path,
                                "A schema in JSON (see docs/config.md); default: the built-in demo schema");
   c->add_flag("--no-schema", a.no_schema, "Accept any keys: check syntax and supported types only")->excludes(schema);
@@ -121,11 +145,13 @@ void add_common(CLI::App* c, config_args& a) {
 }
 
 void add_config(CLI::App& root) {
-  auto* cmd = root.add_subcommand("config", "Check or watch a configuration file (config_store)");
+  auto* cmd =
+      root.add_subcommand("config", "Check or watch configuration files, directories, environment (config_store)");
   cmd->require_subcommand(1);
 
   auto check_args = std::make_shared<config_args>();
-  auto* check = cmd->add_subcommand("check", "Validate FILE against a schema and print the effective settings");
+  auto* check = cmd->add_subcommand(
+      "check", "Validate FILE... (merged) against a schema and print the effective settings and where each came from");
   add_common(check, *check_args);
   check->callback([check_args] { run_check(*check_args); });
 

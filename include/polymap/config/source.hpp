@@ -60,6 +60,13 @@ class config_source {
   virtual std::string name() const = 0;
   // The source's whole content now. Throws config_error.
   virtual std::vector<raw_setting> load() = 0;
+  // What the last `changed` call announced. A source that checks a change
+  // before announcing it (a watched file source reads the file once it is
+  // complete, with no writer left) returns that checked state here, so a
+  // half-written file read later cannot slip in; config_store calls this
+  // after `changed`, and load() for reload() and the first load. Default:
+  // load(). Throws config_error.
+  virtual std::vector<raw_setting> load_changed() { return load(); }
   // Start following the source (see CONTRACT). Default: nothing to follow.
   virtual void watch(std::function<void()> changed) { (void)changed; }
   // End the watch; returns after the last `changed` call returned.
