@@ -32,6 +32,21 @@ namespace {
 // Set while this thread notifies subscribers of one store, to catch a
 // subscriber that calls reload() (it would wait on the mutex it runs under).
 thread_local const config_store* notifying = nullptr;
+
+// Any exception as a config_error about `file`.
+config_error as_config_error(std::exception_ptr ep, const std::string& file) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const config_error& e) {
+    return e;
+  } catch (const std::bad_alloc&) {
+    return config_error(file, 0, "", "out of memory while loading it");
+  } catch (const std::exception& e) {
+    return config_error(file, 0, "", fmt::format("unexpected error: {}", e.what()));
+  } catch (...) {
+    return config_error(file, 0, "", "unexpected error (a non-standard exception)");
+  }
+}
 }  // namespace
 
 config_store::config_store(std::filesystem::path file, config::schema s)
@@ -139,7 +154,7 @@ reload_event config_store::load(reload_event::cause why, std::optional<config_er
   ev.trigger = why;
   std::vector<change> changes;
   try {
-    document doc = load_document(file_, schema_, opts_.format);
+    document doc = load_document(file_, schema_, opts_.format, opts_.limits);
     auto current = map_.snapshot();
     map_type::batch b;
     std::map<std::string_view, const value*> fresh;
@@ -163,7 +178,10 @@ reload_event config_store::load(reload_event::cause why, std::optional<config_er
       ev.changed_keys.push_back(c.key);
     }
     accepted_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-  } catch (const config_error& e) {
+  } catch (...) {
+    // Every failure is a rejected reload (parse_document already turns its
+    // own into config_error; this catches the publish step's bad_alloc).
+    const config_error e = as_config_error(std::current_exception(), file_.string());
     ev.accepted = false;
     ev.error = e.what();
     if (error_out) error_out->emplace(e);
