@@ -694,7 +694,7 @@ key_spec key_from_json(const std::string& name, const nlohmann::json& d, const s
            fmt::format("unknown field '{}' ({})", field, fmt::join(known_fields.begin(), known_fields.end(), ", ")));
   }
   if (!d.contains("type")) fail(origin, 0, name, "needs a field \"type\"");
-  if (!d["type"].is_string()) bad("type", "must be a string (bool, int64, double, string)");
+  if (!d["type"].is_string()) bad("type", "must be a string (bool, int64, double, string, duration)");
   const std::string type = d["type"].get<std::string>();
   key_spec k;
   k.name = name;
@@ -702,12 +702,15 @@ key_spec key_from_json(const std::string& name, const nlohmann::json& d, const s
     k.kind = value::kind::boolean;
   } else if (type == "int64" || type == "int" || type == "integer") {
     k.kind = value::kind::int64;
+  } else if (type == "duration") {
+    k.kind = value::kind::int64;
+    k.duration = true;
   } else if (type == "double" || type == "float" || type == "number") {
     k.kind = value::kind::float64;
   } else if (type == "string") {
     k.kind = value::kind::string;
   } else {
-    bad("type", fmt::format("is '{}'; one of bool, int64, double, string", type));
+    bad("type", fmt::format("is '{}'; one of bool, int64, double, string, duration", type));
   }
   auto flag = [&](const char* field) {
     if (!d.contains(field)) return false;
@@ -723,7 +726,15 @@ key_spec key_from_json(const std::string& name, const nlohmann::json& d, const s
   }
 
   std::vector<std::function<std::string(const value&)>> checks;
+  // A duration string ("2s") as milliseconds, for a duration key's fields.
+  auto duration_field = [&](const char* field) -> std::optional<std::int64_t> {
+    if (!k.duration || !d[field].is_string()) return std::nullopt;
+    const auto ms = parse_duration_ms(d[field].get<std::string>());
+    if (!ms) bad(field, fmt::format("'{}' is not a duration (like 250ms, 2s, 1m30s, 1h)", d[field].get<std::string>()));
+    return ms;
+  };
   auto number = [&](const char* field) -> double {
+    if (const auto ms = duration_field(field)) return static_cast<double>(*ms);
     if (!d[field].is_number()) bad(field, "must be a number");
     if (k.kind != value::kind::int64 && k.kind != value::kind::float64) bad(field, "applies to numbers only");
     return d[field].get<double>();
@@ -777,7 +788,12 @@ key_spec key_from_json(const std::string& name, const nlohmann::json& d, const s
         v = value(dv.get<bool>());
         break;
       case value::kind::int64:
-        if (!dv.is_number_integer()) bad("default", "must be an integer");
+        if (const auto ms = duration_field("default")) {
+          v = value(*ms);
+          break;
+        }
+        if (!dv.is_number_integer())
+          bad("default", k.duration ? "must be a duration or an integer" : "must be an integer");
         if (dv.is_number_unsigned() &&
             dv.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
           bad("default", fmt::format("integer {} is out of the int64 range", dv.get<std::uint64_t>()));
@@ -803,6 +819,36 @@ key_spec key_from_json(const std::string& name, const nlohmann::json& d, const s
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) noexcept {
+  if (text.empty()) return std::nullopt;
+  std::int64_t total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::int64_t n = 0;
+    const std::size_t digits_at = i;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+      if (n > (std::numeric_limits<std::int64_t>::max() - (text[i] - '0')) / 10) return std::nullopt;
+      n = n * 10 + (text[i] - '0');
+    }
+    if (i == digits_at) return std::nullopt;
+    std::int64_t unit = 0;
+    if (text.substr(i, 2) == "ms") {
+      unit = 1, i += 2;
+    } else if (i < text.size() && text[i] == 's') {
+      unit = 1000, ++i;
+    } else if (i < text.size() && text[i] == 'm') {
+      unit = 60'000, ++i;
+    } else if (i < text.size() && text[i] == 'h') {
+      unit = 3'600'000, ++i;
+    } else {
+      return std::nullopt;  // a number without a unit (write an integer for milliseconds)
+    }
+    if (n > (std::numeric_limits<std::int64_t>::max() - total) / unit) return std::nullopt;
+    total += n * unit;
+  }
+  return total;
+}
 
 std::string read_config_file(const std::filesystem::path& file, std::size_t max_bytes) {
   const std::string name = file.string();
@@ -967,11 +1013,25 @@ document parse_document(std::string_view text, file_format format, const std::st
           continue;
         }
       } else {
+        if (spec->duration && r.val.which() == value::kind::string) {
+          const auto ms = parse_duration_ms(*r.val.get_if<std::string>());
+          if (!ms) {
+            problems.add(r.line, r.key,
+                         fmt::format("'{}' is not a duration (like 250ms, 2s, 1m30s, 1h; or an integer of "
+                                     "milliseconds)",
+                                     *r.val.get_if<std::string>()));
+            continue;
+          }
+          r.val = value(*ms);
+        }
         if (spec->kind == value::kind::float64 && r.val.which() == value::kind::int64) {
           r.val = value(static_cast<double>(*r.val.get_if<std::int64_t>()));
         }
         if (r.val.which() != spec->kind) {
-          problems.add(r.line, r.key, fmt::format("expected {}, found {}", kind_name(spec->kind), r.val.type_name()));
+          problems.add(
+              r.line, r.key,
+              fmt::format("expected {}, found {}",
+                          spec->duration ? std::string_view("a duration") : kind_name(spec->kind), r.val.type_name()));
           continue;
         }
         if (spec->check) {

@@ -97,6 +97,20 @@ config_error rejection(std::string_view text, file_format f, const schema& s = t
   return config_error("", 0, "", "accepted");
 }
 
+config_error schema_rejection(std::string_view text) {
+  try {
+    (void)schema::from_json(text, "s.json");
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.file(), "s.json");
+    return e;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a config_error: " << e.what();
+    return config_error("", 0, "", "wrong exception");
+  }
+  ADD_FAILURE() << "accepted: " << text;
+  return config_error("", 0, "", "accepted");
+}
+
 bool says(const config_error& e, std::string_view part) {
   return std::string(e.what()).find(part) != std::string::npos;
 }
@@ -337,6 +351,40 @@ TEST(ConfigStrict, ThrowingValidatorBecomesAConfigError) {
   EXPECT_TRUE(says(e, "validator threw")) << e.what();
 }
 
+// --- durations ---------------------------------------------------------------------
+
+TEST(ConfigDuration, ParsesUnitsToMilliseconds) {
+  EXPECT_EQ(parse_duration_ms("250ms"), 250);
+  EXPECT_EQ(parse_duration_ms("2s"), 2000);
+  EXPECT_EQ(parse_duration_ms("1m30s"), 90'000);
+  EXPECT_EQ(parse_duration_ms("1h"), 3'600'000);
+  EXPECT_EQ(parse_duration_ms("0s"), 0);
+  for (const char* bad :
+       {"", "5", "s", "2 s", "-1s", "1.5s", "2d", "1m30", "99999999999999999999ms", "9223372036854775807h"})
+    EXPECT_FALSE(parse_duration_ms(bad).has_value()) << bad;
+}
+
+TEST(ConfigDuration, DurationKeysTakeStringsOrMilliseconds) {
+  config_key<std::int64_t> wait{"http.wait", 1000, in_range(1, 60'000)};
+  wait.as_duration();
+  const schema s(wait);
+  auto first = [](const document& d) { return *d.entries.at(0).val.get_if<std::int64_t>(); };
+  EXPECT_EQ(first(parse_document("[http]\nwait = \"1m\"\n", file_format::toml, "f", s)), 60'000);
+  EXPECT_EQ(first(parse_document(R"({"http": {"wait": 250}})", file_format::json, "f", s)), 250);
+  const auto e = rejection(R"({"http": {"wait": "fast"}})", file_format::json, s);
+  EXPECT_TRUE(says(e, "'fast' is not a duration")) << e.what();
+  EXPECT_TRUE(says(rejection(R"({"http": {"wait": "2m"}})", file_format::json, s), "out of range"));
+  EXPECT_TRUE(says(rejection(R"({"http": {"wait": true}})", file_format::json, s), "expected a duration"));
+  // In a schema file, with duration strings in default and max.
+  const schema js =
+      schema::from_json(R"({"keys": {"t": {"type": "duration", "default": "2s", "min": 1, "max": "1m"}}})", "s.json");
+  EXPECT_EQ(first(parse_document("", file_format::toml, "f", js)), 2000);
+  EXPECT_EQ(first(parse_document("t = \"30s\"", file_format::toml, "f", js)), 30'000);
+  EXPECT_TRUE(says(rejection("t = \"2m\"", file_format::toml, js), "above the maximum"));
+  EXPECT_TRUE(says(schema_rejection(R"({"keys": {"t": {"type": "duration", "default": "soon"}}})"),
+                   "field \"default\" 'soon' is not a duration"));
+}
+
 // --- all problems at once --------------------------------------------------------
 
 TEST(ConfigProblems, EveryProblemOfAFileIsReported) {
@@ -375,20 +423,6 @@ TEST(ConfigProblems, TheListIsCapped) {
 }
 
 // --- schema files ------------------------------------------------------------------
-
-config_error schema_rejection(std::string_view text) {
-  try {
-    (void)schema::from_json(text, "s.json");
-  } catch (const config_error& e) {
-    EXPECT_EQ(e.file(), "s.json");
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a config_error: " << e.what();
-    return config_error("", 0, "", "wrong exception");
-  }
-  ADD_FAILURE() << "accepted: " << text;
-  return config_error("", 0, "", "accepted");
-}
 
 TEST(ConfigSchema, FieldsOfTheWrongTypeAreNamed) {
   const auto req = schema_rejection(R"({"keys": {"a": {"type": "int64", "required": "yes"}}})");

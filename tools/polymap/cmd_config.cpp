@@ -1,6 +1,7 @@
 // polymap config — check a configuration file against a schema, or watch it
 // and print every reload the config_store accepts or rejects.
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
@@ -23,6 +25,7 @@ struct config_args {
   bool no_schema = false;
   double seconds = 0;
   std::string format = "auto";
+  bool json = false;  // check: print the result as JSON
 };
 
 cfg::schema pick_schema(const config_args& a) {
@@ -43,7 +46,43 @@ std::string schema_name(const config_args& a) {
   return "built-in demo";
 }
 
+// A setting's value as JSON (a non-finite double, which JSON cannot hold, as its text).
+nlohmann::json to_json(const polymap::value& v) {
+  if (const auto* b = v.get_if<bool>()) return *b;
+  if (const auto* i = v.get_if<std::int64_t>()) return *i;
+  if (const auto* d = v.get_if<double>()) return std::isfinite(*d) ? nlohmann::json(*d) : nlohmann::json(v.to_string());
+  if (const auto* s = v.get_if<std::string>()) return *s;
+  return v.to_string();
+}
+
+// `check --json`: {"ok", "file", "schema", "entries": [...]} or {"ok": false, "errors": [...]}.
+void run_check_json(const config_args& a) {
+  nlohmann::json out = {{"file", a.file}, {"schema", schema_name(a)}};
+  bool ok = false;
+  try {
+    const auto doc = cfg::load_document(a.file, pick_schema(a), pick_format(a.format));
+    out["entries"] = nlohmann::json::array();
+    for (const auto& e : doc.entries)
+      out["entries"].push_back({{"key", e.key},
+                                {"value", to_json(e.val)},
+                                {"type", e.val.type_name()},
+                                {"from_file", e.from_file},
+                                {"line", e.line}});
+    ok = true;
+  } catch (const cfg::config_error& e) {
+    out["errors"] = nlohmann::json::array();
+    for (const auto& p : e.problems())
+      out["errors"].push_back(
+          {{"file", p.file}, {"line", p.line}, {"key", p.key}, {"problem", p.problem}, {"message", p.message()}});
+  }
+  out["ok"] = ok;
+  // Invalid UTF-8 in a key or value is replaced rather than failing the dump.
+  fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!ok) throw CLI::RuntimeError(1);
+}
+
 void run_check(const config_args& a) {
+  if (a.json) return run_check_json(a);
   try {
     const auto s = pick_schema(a);
     const auto doc = cfg::load_document(a.file, s, pick_format(a.format));
@@ -127,6 +166,9 @@ void add_config(CLI::App& root) {
   auto check_args = std::make_shared<config_args>();
   auto* check = cmd->add_subcommand("check", "Validate FILE against a schema and print the effective settings");
   add_common(check, *check_args);
+  check->add_flag("--json", check_args->json,
+                  "Print the result as JSON: {\"ok\", \"entries\": [{key, value, type, from_file, line}]} or "
+                  "{\"ok\": false, \"errors\": [{file, line, key, problem, message}]}; exit 1 when rejected");
   check->callback([check_args] { run_check(*check_args); });
 
   auto watch_args = std::make_shared<config_args>();

@@ -166,7 +166,13 @@ struct key_spec {
   std::function<std::string(const value&)> check;  // may be empty; called with a value of `kind`
   std::string description;
   bool allow_non_finite = false;  // double keys: accept TOML inf/nan (never JSON overflow such as 1e400)
+  bool duration = false;          // int64 keys: milliseconds, also written as "250ms", "2s", "1m30s", "1h"
 };
+
+// A duration as a config file writes it: one or more <digits><unit> parts,
+// units h, m, s, ms ("250ms", "2s", "1m30s", "1h"), to milliseconds.
+// nullopt if malformed or past the int64 range.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) noexcept;
 
 // The kind name a schema and error messages use.
 std::string_view kind_name(value::kind k) noexcept;
@@ -194,6 +200,12 @@ class config_key : public key<T> {
       : config_key(std::move(name), std::string(default_value), std::move(check), std::move(description)) {}
 
   bool is_required() const noexcept { return !default_.has_value(); }
+  // Int64 keys: a duration in milliseconds, which files may also write as
+  // "250ms", "2s", "1m30s" or "1h" (a bare integer is milliseconds).
+  config_key& as_duration(bool yes = true) requires std::is_same_v<T, std::int64_t> {
+    duration_ = yes;
+    return *this;
+  }
   // Double keys: accept inf and nan from TOML files (rejected by default).
   config_key& allow_non_finite(bool yes = true) requires std::is_same_v<T, double> {
     allow_non_finite_ = yes;
@@ -212,6 +224,7 @@ class config_key : public key<T> {
     }
     s.description = description_;
     s.allow_non_finite = allow_non_finite_;
+    s.duration = duration_;
     return s;
   }
 
@@ -220,6 +233,7 @@ class config_key : public key<T> {
   validator<T> check_;
   std::string description_;
   bool allow_non_finite_ = false;
+  bool duration_ = false;
 };
 
 class schema {
