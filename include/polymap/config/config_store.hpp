@@ -17,7 +17,17 @@
 //   (apply), so a reader that takes snapshot() sees one file's values, never
 //   a mix of two. A rejected reload (unreadable, malformed or invalid file)
 //   leaves the config in force as it was and reports an error naming the
-//   file, the line where the parser gives one, and the key.
+//   file, the line where the parser gives one, and the key; every problem of
+//   a file is reported at once (config_error::problems()).
+//
+//   Parsing is bounded and total (parse_limits): only regular files are read
+//   (non-blocking open, fstat), up to max_file_bytes; nesting past max_depth,
+//   keys past max_key_bytes and more than max_entries settings are errors;
+//   no step recurses to a depth the input controls. Values are strict:
+//   numbers past the double or int64 range, underflow to 0, inf/nan (unless
+//   allowed per key), duplicate keys, NUL bytes and empty key names are
+//   rejected. Nothing but config_error leaves parsing, loading or the
+//   constructor for anything about the input; reload() throws nothing.
 //
 //   Reads (get, find, snapshot, version) are snapshot_map reads: lock-free,
 //   safe from any thread, at any time, including during a reload.
