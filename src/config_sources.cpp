@@ -56,6 +56,7 @@ struct path_source::impl {
   bool is_dir = false;
   file_format fmt = file_format::automatic;
   watch_timing timing;
+  parse_limits limits;
   std::function<void()> changed;
   std::unique_ptr<detail::fs_watcher> watcher;
 
@@ -69,6 +70,7 @@ struct path_source::impl {
 
   detail::watch_plan plan() const {
     detail::watch_plan p;
+    p.max_file_bytes = limits.max_file_bytes;
     if (!is_dir) {
       p.files.push_back(path);
       return p;
@@ -95,7 +97,7 @@ struct path_source::impl {
     std::vector<std::vector<raw_setting>> layers;
     for (const auto& f : c.files) {
       if (f.error) throw *f.error;
-      layers.push_back(parse_settings(f.text, format_for(f.path, fmt), f.path));
+      layers.push_back(parse_settings(f.text, format_for(f.path, fmt), f.path, limits));
     }
     return merge_settings(std::move(layers));
   }
@@ -196,30 +198,32 @@ source_status path_source::status() const {
   return impl_->status;
 }
 
-file_source::file_source(fs::path file, file_format fmt, watch_timing t)
+file_source::file_source(fs::path file, file_format fmt, watch_timing t, parse_limits l)
     : path_source([&] {
         auto p = std::make_unique<impl>();
         p->name = "file:" + file.string();
         p->path = std::move(file);
         p->fmt = fmt;
         p->timing = t;
+        p->limits = l;
         return p;
       }()) {}
 
-directory_source::directory_source(fs::path dir, watch_timing t)
+directory_source::directory_source(fs::path dir, watch_timing t, parse_limits l)
     : path_source([&] {
         auto p = std::make_unique<impl>();
         p->name = "dir:" + dir.string();
         p->path = std::move(dir);
         p->is_dir = true;
         p->timing = t;
+        p->limits = l;
         return p;
       }()) {}
 
-std::unique_ptr<config_source> make_path_source(const fs::path& p, file_format fmt, watch_timing t) {
+std::unique_ptr<config_source> make_path_source(const fs::path& p, file_format fmt, watch_timing t, parse_limits l) {
   std::error_code ec;
-  if (fs::is_directory(p, ec)) return std::make_unique<directory_source>(p, t);
-  return std::make_unique<file_source>(p, fmt, t);
+  if (fs::is_directory(p, ec)) return std::make_unique<directory_source>(p, t, l);
+  return std::make_unique<file_source>(p, fmt, t, l);
 }
 
 // --- environment -----------------------------------------------------------------

@@ -35,6 +35,21 @@ thread_local const config_store* notifying = nullptr;
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+
+// Any exception as a config_error about `file`.
+config_error as_config_error(std::exception_ptr ep, const std::string& file) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const config_error& e) {
+    return e;
+  } catch (const std::bad_alloc&) {
+    return config_error(file, 0, "", "out of memory while loading it");
+  } catch (const std::exception& e) {
+    return config_error(file, 0, "", fmt::format("unexpected error: {}", e.what()));
+  } catch (...) {
+    return config_error(file, 0, "", "unexpected error (a non-standard exception)");
+  }
+}
 }  // namespace
 
 config_store::config_store(std::filesystem::path file, config::schema s)
@@ -42,8 +57,9 @@ config_store::config_store(std::filesystem::path file, config::schema s)
 
 config_store::config_store(std::filesystem::path file, config::schema s, options o)
     : file_(std::move(file)), schema_(std::move(s)), opts_(o) {
-  layers_.push_back({std::make_unique<file_source>(file_, opts_.format, watch_timing{opts_.settle, opts_.max_delay}),
-                     std::nullopt, true});
+  layers_.push_back(
+      {std::make_unique<file_source>(file_, opts_.format, watch_timing{opts_.settle, opts_.max_delay}, opts_.limits),
+       std::nullopt, true});
   start();
 }
 
@@ -127,12 +143,10 @@ reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t
     try {
       l.last = fresh ? l.src->load() : l.src->load_changed();
       l.failed = false;
-    } catch (const config_error& e) {
+    } catch (...) {
+      // A source throws config_error; anything else (bad_alloc) becomes one.
       l.failed = true;
-      if (!error) error = e;
-    } catch (const std::exception& e) {
-      l.failed = true;
-      if (!error) error.emplace(l.src->name(), 0, "", e.what());
+      if (!error) error = as_config_error(std::current_exception(), l.src->name());
     }
   }
   std::vector<entry> effective;
@@ -140,7 +154,7 @@ reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t
     try {
       std::vector<std::vector<raw_setting>> settings;
       for (const auto& l : layers_) settings.push_back(*l.last);
-      document doc = validate_settings(merge_settings(std::move(settings)), schema_, name_);
+      document doc = validate_settings(merge_settings(std::move(settings)), schema_, name_, opts_.limits);
       auto current = map_.snapshot();
       map_type::batch b;
       std::map<std::string_view, const value*> fresh_keys;
@@ -165,10 +179,10 @@ reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t
       }
       effective = std::move(doc.entries);
       accepted_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-    } catch (const config_error& e) {
-      error = e;
-    } catch (const std::exception& e) {
-      error.emplace(name_, 0, "", e.what());
+    } catch (...) {
+      // Every failure is a rejected reload (validate_settings turns its own
+      // into config_error; this also catches the publish step's bad_alloc).
+      error = as_config_error(std::current_exception(), name_);
     }
   }
   if (error) {

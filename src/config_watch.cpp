@@ -1,5 +1,5 @@
-// config_watch.cpp — safe reads of config files and the inotify watcher of
-// file and directory sources; see config_watch.hpp for what is watched and
+// config_watch.cpp — the inotify watcher of file and directory sources (the
+// safe file reader it uses, read_regular, is in config_parse.cpp); see config_watch.hpp for what is watched and
 // when a change counts as complete.
 #include "config_watch.hpp"
 
@@ -21,39 +21,6 @@ namespace polymap::config::detail {
 
 namespace fs = std::filesystem;
 using clock = std::chrono::steady_clock;
-
-std::string read_regular(const fs::path& file, struct stat* before, struct stat* after) {
-  const std::string name = file.string();
-  auto fail = [&](const std::string& problem) { throw config_error(name, 0, "", problem); };
-  // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-  const int fd = ::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) fail(fmt::format("cannot open: {}", std::strerror(errno)));
-  struct closer {
-    int fd;
-    ~closer() { ::close(fd); }
-  } close_it{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(fmt::format("cannot stat: {}", std::strerror(errno)));
-  if (!S_ISREG(st.st_mode)) fail("not a regular file (a FIFO, device or directory cannot be a config file)");
-  if (static_cast<std::uint64_t>(st.st_size) > max_file_bytes)
-    fail(fmt::format("file too large: {} bytes (the limit is {})", st.st_size, max_file_bytes));
-  if (before) *before = st;
-  std::string text;
-  text.reserve(static_cast<std::size_t>(st.st_size));
-  char buf[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(fmt::format("cannot read: {}", std::strerror(errno)));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > max_file_bytes) fail(fmt::format("file too large: over the limit of {} bytes", max_file_bytes));
-  }
-  if (after && ::fstat(fd, after) != 0) fail(fmt::format("cannot stat: {}", std::strerror(errno)));
-  return text;
-}
 
 namespace {
 
@@ -145,7 +112,7 @@ captured fs_watcher::read_plan(const watch_plan& p) {
     captured::file cf;
     cf.path = f.string();
     try {
-      cf.text = read_regular(f);
+      cf.text = read_regular(f, p.max_file_bytes);
     } catch (const config_error& e) {
       cf.error = e;
     }
@@ -321,7 +288,7 @@ void fs_watcher::run() {
       try {
         struct stat before {
         }, after{};
-        cf.text = read_regular(f, &before, &after);
+        cf.text = read_regular(f, plan_now_.max_file_bytes, &before, &after);
         if (!same_content_stat(before, after)) moved = true;
       } catch (const config_error& e) {
         cf.error = e;

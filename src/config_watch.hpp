@@ -45,13 +45,15 @@
 
 namespace polymap::config::detail {
 
-// Reads a whole regular file (non-blocking open, so a FIFO cannot hang the
-// reader; devices, FIFOs and directories are refused; at most max_bytes).
-// `before` / `after` receive fstat of the open file around the read. Throws
-// config_error naming the file.
-std::string read_regular(const std::filesystem::path& file, struct stat* before = nullptr,
+// Reads a whole regular file: the one reader of config files (load_document,
+// read_config_file, file and directory sources, the watcher). The open is
+// non-blocking, so a FIFO cannot hang the reader; devices, FIFOs and
+// directories are refused (fstat); at most max_bytes (checked with fstat and
+// while reading). `before` / `after` receive fstat of the open file around
+// the read. Throws config_error naming the file, and nothing else (defined
+// in config_parse.cpp).
+std::string read_regular(const std::filesystem::path& file, std::size_t max_bytes, struct stat* before = nullptr,
                          struct stat* after = nullptr);
-inline constexpr std::size_t max_file_bytes = std::size_t{16} << 20;
 
 // What a source follows: files whose content it is made of (in order), and
 // directories in which any entry `accept` admits matters (conf.d).
@@ -59,6 +61,7 @@ struct watch_plan {
   std::vector<std::filesystem::path> files;
   std::vector<std::filesystem::path> dirs;
   std::string error;  // the plan itself failed (e.g. a directory cannot be listed)
+  std::size_t max_file_bytes = parse_limits{}.max_file_bytes;  // each file's size cap
 };
 
 // The files' content as read by the watcher once complete.

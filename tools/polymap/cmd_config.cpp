@@ -2,6 +2,7 @@
 // environment variables) against a schema, or watch them and print every
 // reload the config_store accepts or rejects.
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -12,6 +13,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
@@ -28,6 +30,7 @@ struct config_args {
   bool no_schema = false;
   double seconds = 0;
   std::string format = "auto";
+  bool json = false;  // check: print the result as JSON
 };
 
 cfg::schema pick_schema(const config_args& a) {
@@ -62,16 +65,61 @@ std::string schema_name(const config_args& a) {
   return "built-in demo";
 }
 
+// A setting's value as JSON (a non-finite double, which JSON cannot hold, as its text).
+nlohmann::json to_json(const polymap::value& v) {
+  if (const auto* b = v.get_if<bool>()) return *b;
+  if (const auto* i = v.get_if<std::int64_t>()) return *i;
+  if (const auto* d = v.get_if<double>()) return std::isfinite(*d) ? nlohmann::json(*d) : nlohmann::json(v.to_string());
+  if (const auto* s = v.get_if<std::string>()) return *s;
+  return v.to_string();
+}
+
+// Where an effective value came from, as `check` prints it: "default", a
+// source ("env:APP_X"), or a file and line.
+std::string origin_text(const cfg::entry& e) {
+  if (!e.from_file) return "default";
+  return e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
+}
+
+// `check --json`: {"ok", "file", "sources", "schema", "entries": [...]} or
+// {"ok": false, ..., "errors": [...]}.
+void run_check_json(const config_args& a) {
+  const auto srcs = make_sources(a);
+  nlohmann::json out = {{"file", sources_name(srcs)}, {"sources", nlohmann::json::array()}, {"schema", schema_name(a)}};
+  for (const auto& s : srcs) out["sources"].push_back(s->name());
+  bool ok = false;
+  try {
+    const auto doc = cfg::load_sources(srcs, pick_schema(a));
+    out["entries"] = nlohmann::json::array();
+    for (const auto& e : doc.entries)
+      out["entries"].push_back({{"key", e.key},
+                                {"value", to_json(e.val)},
+                                {"type", e.val.type_name()},
+                                {"from_file", e.from_file},
+                                {"origin", e.from_file ? e.origin : "default"},
+                                {"line", e.line}});
+    ok = true;
+  } catch (const cfg::config_error& e) {
+    out["errors"] = nlohmann::json::array();
+    for (const auto& p : e.problems())
+      out["errors"].push_back(
+          {{"file", p.file}, {"line", p.line}, {"key", p.key}, {"problem", p.problem}, {"message", p.message()}});
+  }
+  out["ok"] = ok;
+  // Invalid UTF-8 in a key or value is replaced rather than failing the dump.
+  fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!ok) throw CLI::RuntimeError(1);
+}
+
 void run_check(const config_args& a) {
+  if (a.json) return run_check_json(a);
   try {
     const auto s = pick_schema(a);
     const auto srcs = make_sources(a);
     const auto doc = cfg::load_sources(srcs, s);
     fmt::print("{}: OK ({} keys; schema: {})\n", sources_name(srcs), doc.entries.size(), schema_name(a));
-    for (const auto& e : doc.entries) {
-      std::string origin = !e.from_file ? "default" : e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
-      fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin);
-    }
+    for (const auto& e : doc.entries)
+      fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin_text(e));
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
@@ -153,6 +201,10 @@ void add_config(CLI::App& root) {
   auto* check = cmd->add_subcommand(
       "check", "Validate FILE... (merged) against a schema and print the effective settings and where each came from");
   add_common(check, *check_args);
+  check->add_flag("--json", check_args->json,
+                  "Print the result as JSON: {\"ok\", \"sources\", \"entries\": [{key, value, type, from_file, "
+                  "origin, line}]} or {\"ok\": false, \"errors\": [{file, line, key, problem, message}]}; exit 1 "
+                  "when rejected");
   check->callback([check_args] { run_check(*check_args); });
 
   auto watch_args = std::make_shared<config_args>();

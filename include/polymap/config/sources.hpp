@@ -36,8 +36,14 @@
 //   the files afresh. Writers should still replace files by rename: that is
 //   atomic for every reader, watched or not.
 //
-//   Files are opened non-blocking, must be regular files (a FIFO or device
-//   is refused, never waited on) and at most 16 MiB.
+//   Limits (parse_limits, given to the file and directory sources): files
+//   are opened non-blocking, must be regular files (a FIFO or device is
+//   refused, never waited on) and at most max_file_bytes (4 MiB by
+//   default); each file is parsed with the depth, key-length and entry caps
+//   (max_entries counts per file, not per directory). env_source takes no
+//   limits: the environment is bounded by the kernel (ARG_MAX), and its keys
+//   are flat. The merged settings are validated with the store's
+//   options::limits (max_problems).
 #pragma once
 
 #include <chrono>
@@ -81,12 +87,13 @@ class path_source : public config_source {
 
 class file_source final : public path_source {
  public:
-  explicit file_source(std::filesystem::path file, file_format fmt = file_format::automatic, watch_timing t = {});
+  explicit file_source(std::filesystem::path file, file_format fmt = file_format::automatic, watch_timing t = {},
+                       parse_limits l = {});
 };
 
 class directory_source final : public path_source {
  public:
-  explicit directory_source(std::filesystem::path dir, watch_timing t = {});
+  explicit directory_source(std::filesystem::path dir, watch_timing t = {}, parse_limits l = {});
 };
 
 class env_source final : public config_source {
@@ -106,7 +113,8 @@ class env_source final : public config_source {
 
 // A source for a path: a directory_source for a directory, else a file_source.
 std::unique_ptr<config_source> make_path_source(const std::filesystem::path& p,
-                                                file_format fmt = file_format::automatic, watch_timing t = {});
+                                                file_format fmt = file_format::automatic, watch_timing t = {},
+                                                parse_limits l = {});
 
 // Loads every source (load()), merges them in order (a later one overrides
 // an earlier one key by key) and validates the result: what a config_store
