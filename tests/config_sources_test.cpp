@@ -12,10 +12,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "config_test_util.hpp"
@@ -564,6 +566,136 @@ TEST(ConfigLayers, MissingDirectoryOrBadFileFailsConstructionNamingIt) {
     EXPECT_EQ(e.file(), (dir / "conf.d/20-b.toml").string());
     EXPECT_EQ(e.line(), 3);
     EXPECT_EQ(e.key(), "http.timeout_ms");
+  }
+}
+
+// --- the hardened parser under the layers ---------------------------------------------
+
+config_error load_error(std::unique_ptr<config_source> src, const schema& s) {
+  std::vector<std::unique_ptr<config_source>> srcs;
+  srcs.push_back(std::move(src));
+  try {
+    load_sources(srcs, s);
+  } catch (const config_error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "accepted";
+  return config_error("", 0, "", "accepted");
+}
+
+bool says(const config_error& e, const std::string& text) {
+  return std::string(e.what()).find(text) != std::string::npos;
+}
+
+// File and directory sources parse with parse_document's bounds and strict
+// values (depth cap, duplicate keys with their line, non-finite numbers),
+// and read through the one bounded reader with their own parse_limits.
+TEST(ConfigLayersHostile, SourcesParseWithTheBoundsAndLimits) {
+  temp_dir dir;
+  fs::create_directories(dir / "conf.d");
+  write_in_place(dir / "conf.d/10-a.toml", "[http]\ntimeout_ms = 5\n");
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  deep += "1" + std::string(100000, '}');
+  write_in_place(dir / "conf.d/20-deep.json", deep);
+  auto e = load_error(std::make_unique<directory_source>(dir / "conf.d"), layered_schema());
+  EXPECT_EQ(e.file(), (dir / "conf.d/20-deep.json").string()) << e.what();
+  EXPECT_TRUE(says(e, "nested deeper than 64")) << e.what();
+
+  write_in_place(dir / "conf.d/20-deep.json", "{\"http\": {\"timeout_ms\": 5,\n \"timeout_ms\": 6}}");
+  e = load_error(std::make_unique<directory_source>(dir / "conf.d"), layered_schema());
+  EXPECT_EQ(e.file(), (dir / "conf.d/20-deep.json").string());
+  EXPECT_EQ(e.line(), 2);
+  EXPECT_EQ(e.key(), "http.timeout_ms");
+  EXPECT_TRUE(says(e, "duplicate key")) << e.what();
+  EXPECT_EQ(e.problems().size(), 1u) << e.what();  // reported once, not again as "set twice"
+
+  fs::remove(dir / "conf.d/20-deep.json");
+  write_in_place(dir / "conf.d/30-inf.toml", "[limits]\nratio = inf\n");
+  e = load_error(std::make_unique<directory_source>(dir / "conf.d"), layered_schema());
+  EXPECT_EQ(e.file(), (dir / "conf.d/30-inf.toml").string());
+  EXPECT_TRUE(says(e, "not a finite number")) << e.what();
+  fs::remove(dir / "conf.d/30-inf.toml");
+
+  // A FIFO in conf.d: refused at once, never waited on.
+  ASSERT_EQ(::mkfifo((dir / "conf.d/40-fifo.toml").c_str(), 0600), 0);
+  e = load_error(std::make_unique<directory_source>(dir / "conf.d"), layered_schema());
+  EXPECT_TRUE(says(e, "a FIFO, not a regular file")) << e.what();
+  fs::remove(dir / "conf.d/40-fifo.toml");
+
+  // The sources' own size cap, and the single-file store's options::limits.
+  parse_limits small;
+  small.max_file_bytes = 16;
+  write_in_place(dir / "big.toml", "[http]\ntimeout_ms = 5\n# " + std::string(64, '-') + "\n");
+  e = load_error(std::make_unique<file_source>(dir / "big.toml", file_format::automatic, watch_timing{}, small),
+                 layered_schema());
+  EXPECT_TRUE(says(e, "the limit is 16 (parse_limits::max_file_bytes)")) << e.what();
+  e = load_error(make_path_source(dir / "conf.d", file_format::automatic, {}, small), layered_schema());
+  EXPECT_TRUE(says(e, "parse_limits::max_file_bytes")) << e.what();
+  config_store::options o;
+  o.watch = false;
+  o.limits = small;
+  EXPECT_THROW(config_store(dir / "big.toml", layered_schema(), o), config_error);
+  o.limits = {};
+  config_store ok(dir / "big.toml", layered_schema(), o);
+  EXPECT_EQ(ok.get(timeout), std::int64_t{5});
+}
+
+// The merged settings are validated with the strict rules, every problem at
+// once, each naming its own source (file and line, or variable).
+TEST(ConfigLayersHostile, EveryProblemOfTheStackAtOnceNamingItsSource) {
+  temp_dir dir;
+  write_in_place(dir / "base.toml", "[http]\ntimout_ms = 5\n");
+  std::vector<std::unique_ptr<config_source>> srcs;
+  srcs.push_back(std::make_unique<file_source>(dir / "base.toml"));
+  srcs.push_back(
+      std::make_unique<env_source>("APP_", std::vector<std::pair<std::string, std::string>>{
+                                               {"APP_LIMITS__RATIO", "1e400"}, {"APP_FEATURE__FLAG", "maybe"}}));
+  try {
+    load_sources(srcs, layered_schema());
+    ADD_FAILURE() << "accepted";
+  } catch (const config_error& e) {
+    ASSERT_EQ(e.problems().size(), 3u) << e.what();
+    EXPECT_EQ(e.problems()[0].file, (dir / "base.toml").string());
+    EXPECT_EQ(e.problems()[0].line, 2);
+    EXPECT_NE(e.problems()[0].problem.find("did you mean 'http.timeout_ms'"), std::string::npos) << e.what();
+    EXPECT_EQ(e.problems()[1].file, "env:APP_FEATURE__FLAG");
+    EXPECT_EQ(e.problems()[2].file, "env:APP_LIMITS__RATIO");
+    EXPECT_NE(e.problems()[2].problem.find("out of the double range"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigLayersHostile, EnvironmentDurationsAndNonFiniteFollowTheSchema) {
+  config_key<std::int64_t> wait{"http.wait", 1000, in_range(1, 60'000)};
+  wait.as_duration();
+  config_key<double> big{"limits.big", 1.0};
+  big.allow_non_finite();
+  const schema s(wait, big, ratio);
+  auto load = [&](std::vector<std::pair<std::string, std::string>> vars) {
+    std::vector<std::unique_ptr<config_source>> srcs;
+    srcs.push_back(std::make_unique<env_source>("APP_", std::move(vars)));
+    return load_sources(srcs, s);
+  };
+  auto get = [](const document& d, const std::string& k) {
+    for (const auto& e : d.entries)
+      if (e.key == k) return e.val;
+    return value();
+  };
+  EXPECT_EQ(get(load({{"APP_HTTP__WAIT", "1m"}}), "http.wait"), value(std::int64_t{60'000}));
+  EXPECT_EQ(get(load({{"APP_HTTP__WAIT", "250"}}), "http.wait"), value(std::int64_t{250}));
+  EXPECT_TRUE(std::isinf(*get(load({{"APP_LIMITS__BIG", "inf"}}), "limits.big").get_if<double>()));
+  for (const auto& [var, val, text] :
+       {std::tuple{"APP_HTTP__WAIT", "soon", "expected a duration, found text 'soon'"},
+        std::tuple{"APP_HTTP__WAIT", "2m", "out of range"}, std::tuple{"APP_LIMITS__RATIO", "inf", "not a finite"},
+        std::tuple{"APP_LIMITS__RATIO", "1e-400", "out of the double range"}}) {
+    SCOPED_TRACE(var);
+    try {
+      load({{var, val}});
+      ADD_FAILURE() << "accepted " << val;
+    } catch (const config_error& e) {
+      EXPECT_EQ(e.file(), std::string("env:") + var);
+      EXPECT_TRUE(says(e, text)) << e.what();
+    }
   }
 }
 
