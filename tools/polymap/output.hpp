@@ -85,7 +85,7 @@ inline std::string exit_codes(std::string_view extra = {}) {
       "  0    success\n"
       "  1    the run found a failure, or a file could not be read or written\n"
       "  2    bad input named by polymap (unknown map, scenario, workload; two outputs on stdout)\n"
-      "  104  a value of the wrong type; 105 a value out of range; 106 a required option missing;\n"
+      "  104, 105  a bad value (not a number, out of range); 106 a required option missing;\n"
       "  109  an unknown option or argument (CLI11's parse errors)\n";
   if (!extra.empty()) s += extra;
   return s;
