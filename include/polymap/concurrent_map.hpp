@@ -281,6 +281,7 @@
 //   caller see only words validated by the seqlock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -288,10 +289,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "polymap/detail/epoch.hpp"
 #include "polymap/detail/group.hpp"
@@ -342,6 +346,39 @@ std::size_t bulk_lookup(const KeyRange& keys, OutIt& out, HashFn&& hash, const T
     }
   }
   return found;
+}
+
+// The misuse check (CONTRACT: a callback must not write the map it runs
+// in): the maps whose key lock (or stripe) this thread holds while it runs
+// an update or insert_or_visit callback. A write checks it first; without
+// the check such a write waits forever for a lock its own thread holds, or
+// works, depending on the key's hash. Cost on the write path: one
+// thread-local load and a branch (docs/concurrent_map.md).
+struct callback_record {
+  static constexpr int kMax = 8;  // nesting across different maps deeper than this goes unrecorded
+  const void* maps[kMax];
+  int depth;
+};
+inline constinit thread_local callback_record callbacks_running{};
+
+class callback_scope {
+ public:
+  POLYMAP_ALWAYS_INLINE explicit callback_scope(const void* map) noexcept {
+    callback_record& r = callbacks_running;
+    if (r.depth < callback_record::kMax) r.maps[r.depth] = map;
+    ++r.depth;
+  }
+  POLYMAP_ALWAYS_INLINE ~callback_scope() { --callbacks_running.depth; }
+  callback_scope(const callback_scope&) = delete;
+  callback_scope& operator=(const callback_scope&) = delete;
+};
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_write_in_callback(const void* map, const char* op) {
+  throw std::logic_error(fmt::format(
+      "polymap::concurrent_map at {}: {} called from inside an update or insert_or_visit callback on the same map; "
+      "a callback must not write the map it runs in (it runs holding the key's lock, so the write could wait for "
+      "it forever)",
+      map, op));
 }
 
 // What both layouts share: the table pointer, hashing, key stripes, growth,
@@ -441,6 +478,15 @@ class concurrent_map_core {
 
   void wait_for_rebuild() { std::lock_guard lock(rebuild_mutex_); }
 
+  // Throws std::logic_error if this thread runs a callback of this map.
+  POLYMAP_ALWAYS_INLINE void check_not_in_callback(const char* op) const {
+    const callback_record& r = callbacks_running;
+    if (r.depth == 0) [[likely]]
+      return;
+    for (int i = 0; i < std::min(r.depth, callback_record::kMax); ++i)
+      if (r.maps[i] == this) throw_write_in_callback(this, op);
+  }
+
   // Replaces `seen` by a table with room for a quarter more than its live
   // entries (or min_entries), unless another thread replaced it already or
   // (without force) it no longer needs it.
@@ -532,6 +578,7 @@ class node_concurrent_map
 
   // --- writes ----------------------------------------------------------------
   bool insert(K k, V v) {
+    this->check_not_in_callback("insert");
     const std::size_t h = hash_of(k);
     std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
@@ -543,6 +590,7 @@ class node_concurrent_map
   }
 
   bool insert_or_assign(K k, V v) {
+    this->check_not_in_callback("insert_or_assign");
     const std::size_t h = hash_of(k);
     std::unique_ptr<node> n(new node{h, std::move(k), std::move(v)});  // before the stripe: not under a lock
     auto pin = Traits::domain().pin();
@@ -556,6 +604,7 @@ class node_concurrent_map
   // copy of the stored value and stores the copy once f returns.
   template <class F>
   bool insert_or_visit(K k, V v, F f) {
+    this->check_not_in_callback("insert_or_visit");
     const std::size_t h = hash_of(k);
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
@@ -564,7 +613,10 @@ class node_concurrent_map
       node* cur = find_node(h, fresh ? fresh->key : k);
       if (cur) {
         V copy = cur->value;
-        f(copy);
+        {
+          const callback_scope in_callback(this);
+          f(copy);
+        }
         std::unique_ptr<node> n(new node{h, cur->key, std::move(copy)});
         if (publish(h, cur, n.get())) {
           n.release();
@@ -584,12 +636,16 @@ class node_concurrent_map
   // returns the value stored.
   template <class F>
   V update(K k, F f) {
+    this->check_not_in_callback("update");
     const std::size_t h = hash_of(k);
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
     for (;;) {
       node* cur = find_node(h, k);
-      V next = f(cur ? static_cast<const V*>(&cur->value) : nullptr);
+      V next = [&] {
+        const callback_scope in_callback(this);
+        return V(f(cur ? static_cast<const V*>(&cur->value) : nullptr));
+      }();
       std::unique_ptr<node> n(new node{h, cur ? cur->key : k, next});
       if (publish(h, cur, n.get())) {
         n.release();
@@ -600,6 +656,7 @@ class node_concurrent_map
 
   template <class Q>
   bool compare_exchange(const Q& q, const V& expected, V desired) {
+    this->check_not_in_callback("compare_exchange");
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
@@ -616,6 +673,7 @@ class node_concurrent_map
 
   template <class Q>
   bool erase(const Q& q) {
+    this->check_not_in_callback("erase");
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
     stripe_guard sg(*this, h);
@@ -631,6 +689,7 @@ class node_concurrent_map
   // erases each chosen entry if it still holds the value pred saw.
   template <class P>
   std::size_t erase_if(P pred) {
+    this->check_not_in_callback("erase_if");
     auto pin = Traits::domain().pin();
     std::vector<node*> doomed;
     current()->for_each_node([&](node* n) {
@@ -783,14 +842,16 @@ class node_concurrent_map
 };
 
 // The inline layout: keys and values in the slots as atomic words, read
-// under the group seqlock (detail/inline_table.hpp).
+// under the group seqlock (detail/inline_table.hpp). The key word is the key
+// (word_key) or a pointer to an immutable key block (string_key).
 template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
-    : public concurrent_map_core<
-          inline_concurrent_map<K, V, Hash, Eq, Traits>,
-          inline_table<K, V, Traits::template atomic, typename Traits::group_lock, typename Traits::stripe_lock>, K,
-          Hash, Eq, Traits> {
-  using itable = inline_table<K, V, Traits::template atomic, typename Traits::group_lock, typename Traits::stripe_lock>;
+    : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                                 inline_table<key_policy_for<K, Eq>, V, Traits::template atomic,
+                                              typename Traits::group_lock, typename Traits::stripe_lock>,
+                                 K, Hash, Eq, Traits> {
+  using itable = inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
+                              typename Traits::stripe_lock>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
   friend core;
   using core::current;
@@ -854,22 +915,55 @@ class inline_concurrent_map
     bool own_ = true;
   };
 
+  // The key word of an insert, made on first use (a string key's block is
+  // allocated only by a write that may insert it), owned by the caller until
+  // the table takes it (commit).
+  class owned_key {
+   public:
+    owned_key() = default;
+    ~owned_key() {
+      if (made_ && !taken_) kcodec::free(w_);
+    }
+    owned_key(const owned_key&) = delete;
+    owned_key& operator=(const owned_key&) = delete;
+    template <class Q>
+    POLYMAP_ALWAYS_INLINE std::uint64_t get(const Q& q, std::size_t h) {
+      if (!made_) {
+        w_ = kcodec::make(q, h);
+        made_ = true;
+      }
+      return w_;
+    }
+    bool made() const noexcept { return made_; }
+    std::uint64_t word() const noexcept { return w_; }
+    void commit() noexcept { taken_ = true; }
+
+   private:
+    std::uint64_t w_ = 0;
+    bool made_ = false;
+    bool taken_ = false;
+  };
+
  public:
   using mapped_type = V;
   using core::core;
 
   // --- writes ----------------------------------------------------------------
   bool insert(K k, V v) {
-    const std::size_t h = hash_of(k);
-    const std::uint64_t kw = kcodec::encode(k)[0];
+    this->check_not_in_callback("insert");
+    const auto& q = lookup(k);
+    const std::size_t h = hash_of(q);
+    owned_key key;
+    const std::uint64_t kw = key.get(q, h);  // an insert usually inserts: made before any lock
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
     {
       const entry e{kw, w.get()};
-      words old;
-      switch (write_home(h, k, &e, false, old)) {
+      entry old;
+      switch (write_home(h, q, &e, false, true, old)) {
         case home::inserted:
           w.commit();
+          key.commit();
           retire_or_poll(nullptr);
           return true;
         case home::present:
@@ -880,35 +974,49 @@ class inline_concurrent_map
     }
     key_guard kg(*this, h);
     // One lookup: publish's own (under the key lock, J6) says whether k is there.
-    if (!publish(kg, h, k, nullptr, {kw, w.get()})) return false;
+    if (!publish(kg, h, q, nullptr, {kw, w.get()})) return false;
     w.commit();
+    key.commit();
     return true;
   }
 
   bool insert_or_assign(K k, V v) {
-    const std::size_t h = hash_of(k);
-    const std::uint64_t kw = kcodec::encode(k)[0];
+    this->check_not_in_callback("insert_or_assign");
+    const auto& q = lookup(k);
+    const std::size_t h = hash_of(q);
     owned w(std::move(v));
+    owned_key key;
+    if constexpr (!kcodec::kOwns) key.get(q, h);  // free: the key's bits
     auto pin = Traits::domain().pin();
     {
-      const entry e{kw, w.get()};
-      words old;
-      switch (write_home(h, k, &e, true, old)) {
+      // A string key's block is made only once the home group shows the key
+      // absent (then the fast path is tried again): overwriting a present
+      // key allocates nothing.
+      entry old;
+      home r = assign_home(h, q, w, key, old);
+      if (r == home::absent) {
+        key.get(q, h);
+        r = assign_home(h, q, w, key, old);
+      }
+      switch (r) {
         case home::replaced:
           w.commit();
-          retire_or_poll(&old);
+          retire_or_poll(&old.value);
           return false;
         case home::inserted:
           w.commit();
+          key.commit();
           retire_or_poll(nullptr);
           return true;
         default:
           break;
       }
     }
+    const std::uint64_t kw = key.get(q, h);  // not under the key lock
     key_guard kg(*this, h);
-    const bool replaced = publish_any(kg, h, k, {kw, w.get()});  // cannot fail: no expectation
+    const bool replaced = publish_any(kg, h, q, {kw, w.get()});  // cannot fail: no expectation
     w.commit();
+    if (!replaced) key.commit();
     return !replaced;
   }
 
@@ -916,25 +1024,32 @@ class inline_concurrent_map
   // copy of the stored value and stores the copy once f returns.
   template <class F>
   bool insert_or_visit(K k, V v, F f) {
-    const std::size_t h = hash_of(k);
-    const std::uint64_t kw = kcodec::encode(k)[0];
+    this->check_not_in_callback("insert_or_visit");
+    const auto& q = lookup(k);
+    const std::size_t h = hash_of(q);
+    owned_key key;
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_for_write(current(), h, k);
+      const location cur = find_for_write(current(), h, q);
       if (cur) {
         V copy = vcodec::copy(cur.e.value);
-        f(copy);
+        {
+          const callback_scope in_callback(this);
+          f(copy);
+        }
         owned w(std::move(copy));
-        if (publish(kg, h, k, &cur, {kw, w.get()})) {
+        if (publish(kg, h, q, &cur, {cur.e.key, w.get()})) {
           w.commit();
           return false;
         }
       } else {
+        const std::uint64_t kw = key.get(q, h);
         V copy = v;  // v itself stays for a retry
         owned w(std::move(copy));
-        if (publish(kg, h, k, nullptr, {kw, w.get()})) {
+        if (publish(kg, h, q, nullptr, {kw, w.get()})) {
           w.commit();
+          key.commit();
           return true;
         }
       }
@@ -945,17 +1060,24 @@ class inline_concurrent_map
   // returns the value stored.
   template <class F>
   V update(K k, F f) {
-    const std::size_t h = hash_of(k);
-    const std::uint64_t kw = kcodec::encode(k)[0];
+    this->check_not_in_callback("update");
+    const auto& q = lookup(k);
+    const std::size_t h = hash_of(q);
+    owned_key key;
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_for_write(current(), h, k);
-      V next = cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
+      const location cur = find_for_write(current(), h, q);
+      V next = [&] {
+        const callback_scope in_callback(this);
+        return cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
+      }();
+      const std::uint64_t kw = cur ? cur.e.key : key.get(q, h);
       V stored = next;
       owned w(std::move(stored));
-      if (publish(kg, h, k, cur ? &cur : nullptr, {kw, w.get()})) {
+      if (publish(kg, h, q, cur ? &cur : nullptr, {kw, w.get()})) {
         w.commit();
+        if (!cur) key.commit();
         return next;
       }
     }
@@ -963,6 +1085,7 @@ class inline_concurrent_map
 
   template <class Q>
   bool compare_exchange(const Q& q, const V& expected, V desired) {
+    this->check_not_in_callback("compare_exchange");
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
@@ -979,13 +1102,14 @@ class inline_concurrent_map
 
   template <class Q>
   bool erase(const Q& q) {
+    this->check_not_in_callback("erase");
     const std::size_t h = hash_of(q);
     auto pin = Traits::domain().pin();
     {
-      words old;
-      switch (write_home(h, lookup(q), nullptr, false, old)) {
+      entry old;
+      switch (write_home(h, lookup(q), nullptr, false, true, old)) {
         case home::erased:
-          retire_or_poll(&old);
+          retire_erased(old);
           return true;
         case home::absent:
           return false;
@@ -1007,17 +1131,19 @@ class inline_concurrent_map
   // words: the same payload, or the same bits).
   template <class P>
   std::size_t erase_if(P pred) {
+    this->check_not_in_callback("erase_if");
     auto pin = Traits::domain().pin();
     std::vector<entry> doomed;
     current()->for_each_entry([&](const entry& e) {
-      const K k = kcodec::decode({e.key});
+      const K k = kcodec::decode(e.key);
       if (vcodec::borrow(e.value, [&](const V& v) { return bool(detail::invoke_entry(pred, k, v)); }))
         doomed.push_back(e);
     });
     std::size_t erased = 0;
     for (const entry& e : doomed) {
-      const K k = kcodec::decode({e.key});
-      const std::size_t h = hash_of(k);
+      // The key block (string keys) is alive: we are pinned since the scan.
+      const auto& k = kcodec::key_of(e.key);
+      const std::size_t h = hash_of_word(e.key);
       key_guard kg(*this, h);
       if (unlink(kg, h, k, e)) ++erased;
     }
@@ -1029,8 +1155,9 @@ class inline_concurrent_map
   [[gnu::always_inline]] std::optional<V> find(const Q& q) const {
     auto pin = Traits::domain().pin();
     const auto& key = lookup(q);
+    const std::size_t h = hash_of(key);
     return current()->template find_with<std::optional<V>>(
-        hash_of(q), matcher(key),
+        h, matcher(h, key),
         [](std::size_t, std::size_t, std::uint64_t, const words& w) { return std::optional<V>(vcodec::copy(w)); });
   }
 
@@ -1047,7 +1174,8 @@ class inline_concurrent_map
   bool visit(const Q& q, F f) const {
     auto pin = Traits::domain().pin();
     const auto& key = lookup(q);
-    return current()->template find_with<bool>(hash_of(q), matcher(key),
+    const std::size_t h = hash_of(key);
+    return current()->template find_with<bool>(h, matcher(h, key),
                                                [&](std::size_t, std::size_t, std::uint64_t, const words& w) {
                                                  vcodec::borrow(w, [&](const V& v) { f(v); });
                                                  return true;
@@ -1075,7 +1203,7 @@ class inline_concurrent_map
   void for_each(F f) const {
     auto pin = Traits::domain().pin();
     current()->for_each_entry([&](const entry& e) {
-      const K k = kcodec::decode({e.key});
+      const K k = kcodec::decode(e.key);
       vcodec::borrow(e.value, [&](const V& v) { detail::invoke_entry(f, k, v); });
     });
   }
@@ -1084,28 +1212,45 @@ class inline_concurrent_map
     auto pin = Traits::domain().pin();
     const table* t = current();
     stats_t s = this->base_stats(t);
-    s.probe_length_histogram = t->probe_histogram([&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
+    s.probe_length_histogram = t->probe_histogram([&](std::uint64_t kw) { return hash_of_word(kw); });
+    if constexpr (kcodec::kOwns) t->for_each_entry([&](const entry& e) { s.bytes += kcodec::bytes(e.key); });
     return s;
   }
 
  private:
   void rehash_into(const table& old, table& fresh) {
-    old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of(kcodec::decode({kw})); });
+    old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of_word(kw); });
   }
 
-  // The table's key test for lookup key q (which must outlive it): Eq sees
+  // The hash of a key word in the table: stored in a string key's block,
+  // recomputed from a word key.
+  POLYMAP_ALWAYS_INLINE std::size_t hash_of_word(std::uint64_t kw) const {
+    if constexpr (kcodec::kHashed)
+      return kcodec::stored_hash(kw);
+    else
+      return hash_of(kcodec::decode(kw));
+  }
+
+  // The table's key test for lookup key q (which must outlive it): it sees
   // only key words the seqlock validated (or that the group lock protects).
   template <class Q>
-  POLYMAP_ALWAYS_INLINE auto matcher(const Q& q) const {
-    return [this, &q](std::uint64_t kw) { return eq_(kcodec::decode({kw}), q); };
+  POLYMAP_ALWAYS_INLINE auto matcher(std::size_t h, const Q& q) const {
+    return [this, h, &q](std::uint64_t kw) { return kcodec::match(kw, h, q, eq_); };
   }
 
   // The write fast path (inline_table.hpp, J7); home::slow sends the caller
   // to its key-lock path (J6). Precondition: pinned.
   template <class Q>
-  POLYMAP_ALWAYS_INLINE typename itable::home write_home(std::size_t h, const Q& q, const entry* e, bool overwrite,
-                                                         words& old) {
-    return current()->write_home(h, matcher(q), e, overwrite, old, lock_waits_);
+  POLYMAP_ALWAYS_INLINE home write_home(std::size_t h, const Q& q, const entry* e, bool overwrite, bool may_insert,
+                                        entry& old) {
+    return current()->write_home(h, matcher(h, q), e, overwrite, may_insert, old, lock_waits_);
+  }
+  // insert_or_assign's: stores w over the key's value, or inserts the key if
+  // its word is made (key.made()).
+  template <class Q>
+  POLYMAP_ALWAYS_INLINE home assign_home(std::size_t h, const Q& q, const owned& w, const owned_key& key, entry& old) {
+    const entry e{key.word(), w.get()};
+    return write_home(h, q, &e, true, key.made(), old);
   }
 
   // The lookup of a writer holding the key lock (J6): as find_in, but it
@@ -1126,22 +1271,23 @@ class inline_concurrent_map
 
   template <class Q>
   [[gnu::always_inline]] location find_in(const table* t, std::size_t h, const Q& q) const {
-    return t->find(h, matcher(q));
+    return t->find(h, matcher(h, q));
   }
 
   // Stores e (key q) where the key's entry was *expect (nullptr: absent).
   // Returns false if it is not: for expect == nullptr, the key is present
   // (insert relies on that); otherwise another write got in while the table
   // was replaced (growth or clear(): the key lock is per table, J6), and
-  // the caller starts over. On true the table owns e's value, and the
-  // replaced value, if any, is retired. Precondition: kg is the key's guard
-  // (publish_impl moves it to the current table before its lookup).
+  // the caller starts over. On true the table owns e's value (and e's key
+  // word if the key was absent), and the replaced value, if any, is
+  // retired. Precondition: kg is the key's guard (publish_impl moves it to
+  // the current table before its lookup).
   template <class Q>
   bool publish(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e) {
     return publish_impl(kg, h, q, expect, e, false).ok;
   }
   // Stores e whatever the key's entry was (one lookup: insert_or_assign);
-  // returns true if it replaced one.
+  // returns true if it replaced one (then the table kept its key word).
   template <class Q>
   bool publish_any(key_guard& kg, std::size_t h, const Q& q, const entry& e) {
     return publish_impl(kg, h, q, nullptr, e, true).replaced;
@@ -1194,7 +1340,7 @@ class inline_concurrent_map
       if (!loc || !loc.e.same(old)) return false;
       switch (t->erase(loc, lock_waits_)) {
         case status::done:
-          retire_or_poll(&loc.e.value);
+          retire_erased(loc.e);
           return true;
         case status::frozen:
           this->wait_for_rebuild();
@@ -1219,6 +1365,13 @@ class inline_concurrent_map
     }
     Traits::domain().poll();
   }
+  // After an erase: the entry's value and, for string keys, its key block
+  // (readers pinned now may still compare against it).
+  POLYMAP_ALWAYS_INLINE static void retire_erased(const entry& e) noexcept {
+    if constexpr (kcodec::kOwns)
+      Traits::domain().retire(reinterpret_cast<void*>(static_cast<std::uintptr_t>(e.key)), &kcodec::drop);
+    retire_or_poll(&e.value);
+  }
 };
 
 }  // namespace detail
@@ -1226,16 +1379,18 @@ class inline_concurrent_map
 template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
           class Traits = concurrent_map_traits>
 class concurrent_map
-    : public std::conditional_t<detail::inline_slots_v<K, V>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
+    : public std::conditional_t<detail::inline_slots_v<K, V, Eq>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
                                 detail::node_concurrent_map<K, V, Hash, Eq, Traits>>,
       public detail::typed_access<concurrent_map<K, V, Hash, Eq, Traits>, K, V> {
-  using layout = std::conditional_t<detail::inline_slots_v<K, V>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
-                                    detail::node_concurrent_map<K, V, Hash, Eq, Traits>>;
+  using layout =
+      std::conditional_t<detail::inline_slots_v<K, V, Eq>, detail::inline_concurrent_map<K, V, Hash, Eq, Traits>,
+                         detail::node_concurrent_map<K, V, Hash, Eq, Traits>>;
 
  public:
-  // The layout, chosen at compile time (see LAYOUT): keys and values in the
-  // slots (inline), or a node per entry behind a slot pointer.
-  static constexpr bool inline_slots = detail::inline_slots_v<K, V>;
+  // The layout, chosen at compile time (see LAYOUT): keys (or key blocks)
+  // and values in the slots (inline), or a node per entry behind a slot
+  // pointer.
+  static constexpr bool inline_slots = detail::inline_slots_v<K, V, Eq>;
   using key_type = K;
   using mapped_type = V;
   using hasher = Hash;
@@ -1244,5 +1399,21 @@ class concurrent_map
   concurrent_map() = default;
   explicit concurrent_map(std::size_t capacity) : layout(capacity) {}
 };
+
+namespace detail {
+// The node layout behind the public API whatever K and V are: kept for
+// same-run A/B comparisons and its tests until the inline layout serves
+// every key and value type.
+template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
+          class Traits = concurrent_map_traits>
+class node_map : public node_concurrent_map<K, V, Hash, Eq, Traits>,
+                 public typed_access<node_map<K, V, Hash, Eq, Traits>, K, V> {
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  node_map() = default;
+  explicit node_map(std::size_t capacity) : node_concurrent_map<K, V, Hash, Eq, Traits>(capacity) {}
+};
+}  // namespace detail
 
 }  // namespace polymap

@@ -59,6 +59,8 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -138,13 +140,87 @@ struct value_codec {
 template <class V>
 using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec, word_codec<V>>;
 
-template <class K, class V>
-inline constexpr bool inline_slots_v = word_sized_v<K> && (word_sized_v<V> || std::is_same_v<V, value>);
+// KEY POLICIES: how a key becomes the slot's key word, and how a lookup
+// tests a key word (only on words validated by the seqlock, or under the
+// group lock).
+//   word_key<K>: the key's bits (word_sized_v keys).
+//   string_key : a pointer to an immutable key_block {hash, size, bytes},
+//     allocated once when the key is inserted and never replaced while the
+//     key lives (an overwrite stores value words only). Erase retires the
+//     block through the epoch, as a value payload. Why a block and not the
+//     bytes in the slot: a slot stays 8 + 8 * VW bytes whatever the key's
+//     length, and the stored hash rejects most tag collisions before the
+//     bytes are read.
+//   A reader that loaded a key word and validated its group's version may
+//   dereference it: the block was in the table at that instant and the
+//   reader was pinned before it, so it is not freed before the reader unpins.
+template <class K>
+struct word_key {
+  static constexpr bool kOwns = false;    // nothing to free or retire
+  static constexpr bool kHashed = false;  // the hash is recomputed from the key
+  static std::uint64_t make(const K& k, std::size_t) noexcept { return word_codec<K>::encode(k)[0]; }
+  static K decode(std::uint64_t w) noexcept { return word_codec<K>::decode({w}); }
+  static K key_of(std::uint64_t w) noexcept { return decode(w); }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t, const Q& q, const Eq& eq) {
+    return eq(decode(w), q);
+  }
+  static std::size_t stored_hash(std::uint64_t) noexcept { return 0; }
+  static std::size_t bytes(std::uint64_t) noexcept { return 0; }
+  static void free(std::uint64_t) noexcept {}
+  static void drop(void*) noexcept {}
+};
 
-template <class K, class V, template <class> class Atomic, class GroupLock, class KeyLock>
+struct string_key {
+  struct key_block {
+    std::size_t hash;
+    std::size_t size;
+    const char* data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+  };
+  static_assert(sizeof(key_block) == 16, "key block header: hash and size, then the bytes");
+  static constexpr bool kOwns = true;
+  static constexpr bool kHashed = true;
+
+  // Allocates the block (may throw bad_alloc; nothing else changed yet).
+  static std::uint64_t make(std::string_view k, std::size_t hash) {
+    void* p = ::operator new(sizeof(key_block) + k.size());
+    auto* b = new (p) key_block{hash, k.size()};
+    if (!k.empty()) std::memcpy(const_cast<char*>(b->data()), k.data(), k.size());
+    return reinterpret_cast<std::uintptr_t>(b);
+  }
+  POLYMAP_ALWAYS_INLINE static const key_block* block(std::uint64_t w) noexcept {
+    return reinterpret_cast<const key_block*>(static_cast<std::uintptr_t>(w));
+  }
+  static std::string_view key_of(std::uint64_t w) noexcept { return {block(w)->data(), block(w)->size}; }
+  static std::string decode(std::uint64_t w) { return std::string(key_of(w)); }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t hash, const Q& q, const Eq& eq) {
+    const key_block* b = block(w);
+    return b->hash == hash && eq(std::string_view(b->data(), b->size), q);
+  }
+  static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
+  static std::size_t bytes(std::uint64_t w) noexcept { return sizeof(key_block) + block(w)->size; }
+  static void free(std::uint64_t w) noexcept { drop(reinterpret_cast<void*>(static_cast<std::uintptr_t>(w))); }
+  static void drop(void* p) noexcept { ::operator delete(p); }
+};
+
+// string_key serves std::string keys whose Eq compares string_views (the
+// default, std::equal_to<>).
+template <class K, class Eq>
+inline constexpr bool string_key_v =
+    std::is_same_v<K, std::string>&& std::is_invocable_r_v<bool, const Eq&, std::string_view, std::string_view>;
+
+template <class K, class Eq>
+using key_policy_for = std::conditional_t<string_key_v<K, Eq>, string_key, word_key<K>>;
+
+template <class K, class V, class Eq = key_equal<K>>
+inline constexpr bool inline_slots_v = (word_sized_v<K> || string_key_v<K, Eq>)&&(word_sized_v<V> ||
+                                                                                  std::is_same_v<V, value>);
+
+template <class KeyPolicy, class V, template <class> class Atomic, class GroupLock, class KeyLock>
 class alignas(64) inline_table : public table_sizing {
  public:
-  using key_codec = word_codec<K>;
+  using key_codec = KeyPolicy;
   using val_codec = value_codec_for<V>;
   static constexpr std::size_t kValueWords = val_codec::kWords;
   using value_words = typename val_codec::words;
@@ -309,10 +385,12 @@ class alignas(64) inline_table : public table_sizing {
   // slow, having changed nothing, whenever the home group cannot decide
   // alone: the group is frozen, a key-lock writer holds the key lock of this
   // home group, the key may sit further along its probe sequence (overflow
-  // bit), or an insert finds no room or a table due for a rebuild.
+  // bit), or an insert finds no room or a table due for a rebuild. With
+  // may_insert false an absent key returns absent (a caller that has not
+  // made its key word yet: string keys allocate it only to insert).
   template <class Match, class Counter>
   POLYMAP_ALWAYS_INLINE home write_home(std::size_t hash, Match&& match, const entry* e, bool overwrite,
-                                        value_words& old, Counter& waits) {
+                                        bool may_insert, entry& old, Counter& waits) {
     block& b = blocks_[hash & mask_];
     if (b.lock.lock(waits) == GroupLock::acquired::frozen) [[unlikely]]
       return home::slow;
@@ -339,8 +417,9 @@ class alignas(64) inline_table : public table_sizing {
       slot& sl = b.slots[i];
       // relaxed: under the group lock no other thread writes the slot, and the
       // lock's acquire CAS made the last holder's stores visible.
-      if (!match(sl.key.load(std::memory_order_relaxed))) continue;
-      for (std::size_t j = 0; j < kValueWords; ++j) old[j] = sl.value[j].load(std::memory_order_relaxed);
+      old.key = sl.key.load(std::memory_order_relaxed);
+      if (!match(old.key)) continue;
+      for (std::size_t j = 0; j < kValueWords; ++j) old.value[j] = sl.value[j].load(std::memory_order_relaxed);
       if (!e) {
         held.changed = true;
         b.meta.set_tag(i, 0);                                                      // J1: the tag only
@@ -358,7 +437,7 @@ class alignas(64) inline_table : public table_sizing {
     // key is nowhere in this table (I3), and no key-lock writer is inserting
     // it further along (it would hold the key lock, or have set the bit).
     if (bits.overflowed(hash)) return home::slow;
-    if (!e) return home::absent;
+    if (!e || !may_insert) return home::absent;
     const std::uint32_t avail = bits.match_empty();
     if (!avail || needs_rebuild()) return home::slow;
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
@@ -444,7 +523,11 @@ class alignas(64) inline_table : public table_sizing {
 
   // Releases every entry's value (J5): the map's destructor and clear().
   void release_entries() const noexcept {
-    if constexpr (val_codec::kOwns) scan([](std::size_t, const entry& e) { val_codec::release(e.value); });
+    if constexpr (val_codec::kOwns || key_codec::kOwns)
+      scan([](std::size_t, const entry& e) {
+        val_codec::release(e.value);
+        key_codec::free(e.key);
+      });
   }
 
   template <class HashOf>
