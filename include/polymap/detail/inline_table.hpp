@@ -1,11 +1,11 @@
-// polymap/detail/inline_table.hpp — concurrent_map's inline layout: keys and
+// polymap/detail/inline_table.hpp — concurrent_map's table: keys and
 // values stored in the groups themselves, as atomic 64-bit words, read under
 // a per-group seqlock.
 //
-// Used when the key is a small trivially copyable type (at most 8 bytes, not
-// string-like) and the value is either such a type or polymap::value (two
-// words: payload word and kind; the words own one payload reference). See
-// concurrent_map.hpp (LAYOUT, READ PROTOCOL, inline layout) for why.
+// Every key and value type: the key policy (word_key, string_key,
+// boxed_key) and the value codec (word_codec, value_codec, boxed_codec)
+// below say what the words hold. See concurrent_map.hpp (LAYOUT, READ
+// PROTOCOL) for why.
 //
 // LAYOUT (one allocation; G = group count, a power of two)
 //   block[G]: { group_meta (16 B) | version word (4 B) | key lock (4 B) | slot[15] }
@@ -19,9 +19,11 @@
 //       group's lock; an insert stores the words before the tag, an erase
 //       clears the tag only (the stale words stay until the slot is reused).
 //   J2. A key is in at most one slot. J3 = I3 (overflow bits). J4 = I4 (size).
-//   J5. The words of a full slot own their value (codec::release frees it);
-//       a table that is rebuilt hands its words to the new table and frees
-//       none; replaced or erased words are retired by the front end.
+//   J5. The words of a full slot own their value and key block (the codecs'
+//       release/free); a table that is rebuilt hands its words to the new
+//       table and frees none; replaced or erased words (an erase: the key
+//       block too) are retired by the front end. A key word never changes
+//       while its key is in the slot.
 //   J6. Every write of key k to this table runs, from its lookup of k here
 //       to its publication, holding the key lock of k's home group (the
 //       first on its probe sequence): so no two writes of one key to one
@@ -137,8 +139,30 @@ struct value_codec {
   static void drop(void* p) noexcept { value_bits::drop(p); }
 };
 
+// Any other V: an immutable box behind one word. A write stores a new box
+// and retires the old one (as a node was); readers copy or borrow the box
+// they validated, kept alive by the epoch pin.
 template <class V>
-using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec, word_codec<V>>;
+struct boxed_codec {
+  static constexpr std::size_t kWords = 1;
+  using words = std::array<std::uint64_t, 1>;
+  static constexpr bool kOwns = true;
+
+  static words take(V&& v) { return {reinterpret_cast<std::uintptr_t>(new V(std::move(v)))}; }  // may throw
+  static const V& get(const words& w) noexcept { return *static_cast<const V*>(payload(w)); }
+  static V copy(const words& w) { return get(w); }
+  template <class F>
+  static decltype(auto) borrow(const words& w, F&& f) {
+    return std::forward<F>(f)(get(w));
+  }
+  static void release(const words& w) noexcept { drop(payload(w)); }
+  static void* payload(const words& w) noexcept { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(w[0])); }
+  static void drop(void* p) noexcept { delete static_cast<V*>(p); }
+};
+
+template <class V>
+using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec,
+                                           std::conditional_t<word_sized_v<V>, word_codec<V>, boxed_codec<V>>>;
 
 // KEY POLICIES: how a key becomes the slot's key word, and how a lookup
 // tests a key word (only on words validated by the seqlock, or under the
@@ -204,6 +228,35 @@ struct string_key {
   static void drop(void* p) noexcept { ::operator delete(p); }
 };
 
+// Any other key: an immutable block {hash, K} behind the word, as a string
+// key's (make copies the caller's K).
+template <class K>
+struct boxed_key {
+  struct key_block {
+    std::size_t hash;
+    K key;
+  };
+  static constexpr bool kOwns = true;
+  static constexpr bool kHashed = true;
+  static std::uint64_t make(const K& k, std::size_t hash) {  // may throw
+    return reinterpret_cast<std::uintptr_t>(new key_block{hash, k});
+  }
+  POLYMAP_ALWAYS_INLINE static const key_block* block(std::uint64_t w) noexcept {
+    return reinterpret_cast<const key_block*>(static_cast<std::uintptr_t>(w));
+  }
+  static const K& key_of(std::uint64_t w) noexcept { return block(w)->key; }
+  static K decode(std::uint64_t w) { return block(w)->key; }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t hash, const Q& q, const Eq& eq) {
+    const key_block* b = block(w);
+    return b->hash == hash && eq(b->key, q);
+  }
+  static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
+  static std::size_t bytes(std::uint64_t) noexcept { return sizeof(key_block); }
+  static void free(std::uint64_t w) noexcept { delete block(w); }
+  static void drop(void* p) noexcept { delete static_cast<key_block*>(p); }
+};
+
 // string_key serves std::string keys whose Eq compares string_views (the
 // default, std::equal_to<>).
 template <class K, class Eq>
@@ -211,8 +264,11 @@ inline constexpr bool string_key_v =
     std::is_same_v<K, std::string>&& std::is_invocable_r_v<bool, const Eq&, std::string_view, std::string_view>;
 
 template <class K, class Eq>
-using key_policy_for = std::conditional_t<string_key_v<K, Eq>, string_key, word_key<K>>;
+using key_policy_for =
+    std::conditional_t<string_key_v<K, Eq>, string_key, std::conditional_t<word_sized_v<K>, word_key<K>, boxed_key<K>>>;
 
+// Whether a map's value lives in its slot's words (no box per write) and its
+// key in the key word or a string key block.
 template <class K, class V, class Eq = key_equal<K>>
 inline constexpr bool inline_slots_v = (word_sized_v<K> || string_key_v<K, Eq>)&&(word_sized_v<V> ||
                                                                                   std::is_same_v<V, value>);
@@ -253,6 +309,9 @@ class alignas(64) inline_table : public table_sizing {
   // Frees the array only: the words' values belong to the front end (J5).
   ~inline_table() { ::operator delete (blocks_, std::align_val_t{64}); }
 
+  // The block the essay describes (static_asserts in concurrent_map.hpp).
+  static constexpr std::size_t block_bytes() noexcept { return sizeof(block); }
+  static constexpr std::size_t slot_bytes() noexcept { return sizeof(slot); }
   std::size_t groups() const noexcept { return groups_; }
   std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
   std::size_t max_load() const noexcept { return max_load_of(capacity()); }
