@@ -57,6 +57,14 @@
 #ifdef POLYMAP_BENCH_HAVE_LIBCUCKOO
 #include <libcuckoo/cuckoohash_map.hh>
 #endif
+// Boost's concurrent_flat_map (Boost 1.83+, not in Debian 12): compiled only
+// where newer Boost.Unordered headers are on the include path, e.g. with
+// -DPOLYMAP_BOOST_UNORDERED_INCLUDE=/path (see docs/bench/README.md). CI has
+// Boost 1.81, so it is skipped there.
+#if __has_include(<boost/unordered/concurrent_flat_map.hpp>)
+#include <boost/unordered/concurrent_flat_map.hpp>
+#define POLYMAP_BENCH_HAVE_BOOST_CFM 1
+#endif
 #ifdef POLYMAP_BENCH_HAVE_XENIUM
 #include <cassert>  // xenium's headers use assert without including it
 #include <xenium/harris_michael_hash_map.hpp>
@@ -179,6 +187,7 @@ class sharded_flat {
     std::shared_mutex mutex;  // Protects: table.
     boost::unordered_flat_map<K, value, polymap::hash<K>, polymap::key_equal<K>> table;
   };
+  polymap::hash<K> hash_;  // the shards' hash (one seed for the map's life)
   std::array<shard, 16> shards_;
 };
 
@@ -315,6 +324,32 @@ class cuckoo_map {
 
  private:
   libcuckoo::cuckoohash_map<K, value, polymap::hash<K>, std::equal_to<K>> table_;
+};
+#endif
+
+#ifdef POLYMAP_BENCH_HAVE_BOOST_CFM
+template <class K>
+class boost_cfm {
+ public:
+  static map_info info() {
+    return {"boost_cfm", "boost::concurrent_flat_map",
+            "boost::concurrent_flat_map<K, value, polymap::hash<K>> (Boost.Unordered foa: per-group spinlocks, "
+            "visitation API)",
+            true};
+  }
+  explicit boost_cfm(std::size_t) {}
+  POLYMAP_BENCH_INLINE bool find(const K& k, std::uint64_t& sink) {
+    value v;
+    if (!table_.cvisit(k, [&](const auto& kv) { v = kv.second; })) return false;
+    sink += touch(v);
+    return true;
+  }
+  POLYMAP_BENCH_INLINE bool insert(const K& k, const value& v) { return table_.emplace(k, v); }
+  POLYMAP_BENCH_INLINE void insert_or_assign(const K& k, const value& v) { table_.insert_or_assign(k, v); }
+  std::size_t size() { return table_.size(); }
+
+ private:
+  boost::concurrent_flat_map<K, value, polymap::hash<K>, std::equal_to<K>> table_;
 };
 #endif
 

@@ -251,6 +251,9 @@ const std::vector<map_entry>& registry() {
 #ifdef POLYMAP_BENCH_HAVE_LIBCUCKOO
     v.push_back(entry<adapters::cuckoo_map>());
 #endif
+#ifdef POLYMAP_BENCH_HAVE_BOOST_CFM
+    v.push_back(entry<adapters::boost_cfm>());
+#endif
 #ifdef POLYMAP_BENCH_HAVE_XENIUM
     v.push_back(entry<adapters::xenium_hm>());
 #endif

@@ -67,6 +67,11 @@ std::string to_prometheus(const std::vector<named_stats>& maps) {
          [](const stats_t& s) { return fmt::format("{}", s.growths); });
   scalar("polymap_map_lock_waits_total", "counter", "Lock acquisitions that found the lock taken.",
          [](const stats_t& s) { return fmt::format("{}", s.lock_waits); });
+  scalar("polymap_reclaim_pending_objects", "gauge",
+         "Objects retired in the map's epoch domain and not yet freed (shared by the maps of the domain).",
+         [](const stats_t& s) { return fmt::format("{}", s.retired_pending); });
+  scalar("polymap_reclaim_pending_bytes", "gauge", "Bytes of those objects, as far as known (a lower bound).",
+         [](const stats_t& s) { return fmt::format("{}", s.retired_pending_bytes); });
 
   // Probe lengths: histogram[i] counts entries found after i+1 probes, so the
   // cumulative bucket le="i+1" sums histogram[0..i].

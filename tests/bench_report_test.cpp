@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace polymap::bench;
 
-const fs::path data_dir = fs::path(__FILE__).parent_path() / "data";
+const fs::path data_dir = POLYMAP_TEST_DATA_DIR;
 
 nlohmann::json load(const char* name) {
   std::ifstream f(data_dir / name);

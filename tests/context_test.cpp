@@ -10,6 +10,10 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
+#include <utility>
+
+#include <pthread.h>
 
 #include "concurrency.hpp"
 #include "replaced_new.hpp"
@@ -47,6 +51,15 @@ const polymap::key<std::int64_t> user_id{"user_id"};
 const polymap::key<std::string> region{"region"};
 const polymap::key<bool> cache_hit{"cache_hit"};
 const polymap::key<double> budget{"budget"};
+
+// A merge of two child writes, one of which (`name`) conflicts: the outcome
+// that each policy promises for the merge_result itself.
+void expect_one_conflict_of_two(const polymap::merge_result& r, merge_policy policy, const std::string& name) {
+  ASSERT_EQ(r.conflicts.size(), 1u);
+  EXPECT_EQ(r.conflicts[0], name);
+  EXPECT_EQ(static_cast<bool>(r), policy != merge_policy::fail);
+  EXPECT_EQ(r.applied, policy == merge_policy::fail ? 0u : policy == merge_policy::keep_parent ? 1u : 2u);
+}
 
 }  // namespace
 
@@ -175,13 +188,13 @@ TEST(ContextDeathTest, ParentDestroyedBeforeChildAborts) {
 }
 
 TEST(Context, MergeTakesChildWritesWithoutConflicts) {
-  context request;
-  request.set(user_id, 1);
-  request.set(region, "eu");
-  context stage = request.fork();
-  stage.set(region, "us");  // an override of what the stage saw: not a conflict
-  stage.set(cache_hit, true);
   for (auto policy : {merge_policy::fail, merge_policy::keep_parent, merge_policy::take_child}) {
+    context request;
+    request.set(user_id, 1);
+    request.set(region, "eu");
+    context stage = request.fork();
+    stage.set(region, "us");  // an override of what the stage saw: not a conflict
+    stage.set(cache_hit, true);
     auto r = request.merge(stage, policy);
     EXPECT_TRUE(r);
     EXPECT_TRUE(r.conflicts.empty());
@@ -203,28 +216,12 @@ TEST(Context, MergePoliciesOnConflict) {
     b.set(budget, 1.0);
     ASSERT_TRUE(request.merge(a, merge_policy::fail));  // first merge: no conflict
     auto r = request.merge(b, policy);                  // b's region conflicts with a's
-    ASSERT_EQ(r.conflicts.size(), 1u);
-    EXPECT_EQ(r.conflicts[0], "region");
-    switch (policy) {
-      case merge_policy::fail:
-        EXPECT_FALSE(r);
-        EXPECT_EQ(r.applied, 0u);
-        EXPECT_EQ(request.get(region), std::string("us"));
-        EXPECT_FALSE(request.contains("budget"));  // nothing written
-        break;
-      case merge_policy::keep_parent:
-        EXPECT_TRUE(r);
-        EXPECT_EQ(r.applied, 1u);
-        EXPECT_EQ(request.get(region), std::string("us"));
-        EXPECT_EQ(request.get(budget), 1.0);
-        break;
-      case merge_policy::take_child:
-        EXPECT_TRUE(r);
-        EXPECT_EQ(r.applied, 2u);
-        EXPECT_EQ(request.get(region), std::string("ap"));
-        EXPECT_EQ(request.get(budget), 1.0);
-        break;
-    }
+    expect_one_conflict_of_two(r, policy, "region");
+    EXPECT_EQ(request.get(region), std::string(policy == merge_policy::take_child ? "ap" : "us"));
+    if (policy == merge_policy::fail)
+      EXPECT_FALSE(request.contains("budget"));  // nothing written
+    else
+      EXPECT_EQ(request.get(budget), 1.0);
   }
 }
 
@@ -295,6 +292,214 @@ TEST(Context, ConcurrentForkAndMerge) {
   EXPECT_GE(*shared, 0);
   EXPECT_LT(*shared, n);
   EXPECT_LE(conflicts.load(), n * 50);
+}
+
+// Stages fork, write and merge while another thread erases and rewrites the
+// parent's names (tombstones come and go with the children).
+TEST(Context, ConcurrentMergesAgainstParentErases) {
+  context request;
+  const int n = concurrency::thread_count();
+  std::atomic<bool> stop{false};
+  std::thread eraser([&] {
+    std::int64_t i = 0;
+    while (!stop.load()) {
+      request.set("shared", value(++i));
+      request.erase("shared");
+      request.erase("stage0");
+    }
+  });
+  concurrency::run_threads(n, [&](int t) {
+    for (int round = 0; round < 100; ++round) {
+      context stage = request.fork();
+      stage.set("stage" + std::to_string(t), value(round));
+      stage.set("shared", value(t));
+      auto r = request.merge(stage, round % 2 ? merge_policy::take_child : merge_policy::keep_parent);
+      ASSERT_TRUE(r);
+      ASSERT_LE(r.applied, 2u);
+      stage.set("late", value(round));  // after the merge: only this is new for the next one
+      auto again = request.merge(stage, merge_policy::take_child);
+      ASSERT_TRUE(again);
+      ASSERT_EQ(again.applied, 1u);
+    }
+  });
+  stop.store(true);
+  eraser.join();
+  for (int t = 1; t < n; ++t) EXPECT_EQ(request.get<std::int64_t>("stage" + std::to_string(t)), 99);
+  EXPECT_TRUE(request.contains("late"));
+}
+
+// The three merge rules of issue 20: merge looks at what the child wrote since
+// its fork or last merge (versions), not at every value the child holds.
+TEST(Context, MergeAgainKeepsParentRewriteOfUntouchedName) {
+  for (auto policy : {merge_policy::fail, merge_policy::keep_parent, merge_policy::take_child}) {
+    context request;
+    context stage = request.fork();
+    stage.set(region, "eu");
+    stage.set(user_id, 1);
+    ASSERT_TRUE(request.merge(stage, merge_policy::fail));
+    request.set(region, "us");  // the parent rewrites a name the stage no longer touches
+    stage.set(user_id, 2);      // the stage changes something else
+    auto r = request.merge(stage, policy);
+    EXPECT_TRUE(r);
+    EXPECT_TRUE(r.conflicts.empty()) << "region was not written by the stage since its first merge";
+    EXPECT_EQ(r.applied, 1u);
+    EXPECT_EQ(request.get(region), std::string("us")) << "a merge must not revert the parent to a stale value";
+    EXPECT_EQ(request.get(user_id), 2);
+    // Nothing new on either side: a third merge applies nothing.
+    auto again = request.merge(stage, policy);
+    EXPECT_TRUE(again);
+    EXPECT_EQ(again.applied, 0u);
+    EXPECT_EQ(request.get(region), std::string("us"));
+  }
+}
+
+TEST(Context, ParentEraseOfMergedNameStands) {
+  for (auto policy : {merge_policy::fail, merge_policy::keep_parent, merge_policy::take_child}) {
+    context request;
+    context stage = request.fork();
+    stage.set(region, "eu");
+    ASSERT_TRUE(request.merge(stage, merge_policy::fail));
+    ASSERT_TRUE(request.erase("region"));  // after the merge; the stage still holds its old entry
+    stage.set(cache_hit, true);
+    auto r = request.merge(stage, policy);
+    EXPECT_TRUE(r);
+    EXPECT_TRUE(r.conflicts.empty());
+    EXPECT_FALSE(request.contains("region")) << "merge brought back a name the parent erased";
+    EXPECT_EQ(request.get(cache_hit), true);
+  }
+}
+
+TEST(Context, ParentEraseAgainstChildWriteIsAConflict) {
+  for (auto policy : {merge_policy::fail, merge_policy::keep_parent, merge_policy::take_child}) {
+    context request;
+    request.set(region, "eu");
+    context stage = request.fork();
+    ASSERT_TRUE(request.erase("region"));  // after the fork
+    EXPECT_FALSE(stage.contains("region"));
+    stage.set(region, "us");  // the stage writes the name the parent erased
+    stage.set(user_id, 3);
+    auto r = request.merge(stage, policy);
+    expect_one_conflict_of_two(r, policy, "region");
+    if (policy == merge_policy::take_child)
+      EXPECT_EQ(request.get(region), std::string("us"));
+    else
+      EXPECT_FALSE(request.contains("region"));  // the erase stands
+    if (policy == merge_policy::fail)
+      EXPECT_FALSE(request.contains("user_id"));  // nothing written
+    else
+      EXPECT_EQ(request.get(user_id), 3);
+  }
+}
+
+TEST(Context, TombstonesReadAsAbsentAndGoWithTheChildren) {
+  context request;
+  for (int i = 0; i < 8; ++i) request.set("k" + std::to_string(i), value(i));
+  {
+    context stage = request.fork();
+    EXPECT_TRUE(request.erase("k0"));
+    EXPECT_FALSE(request.erase("k0"));
+    EXPECT_FALSE(request.contains("k0"));
+    EXPECT_EQ(request.size(), 7u);
+    int seen = 0;
+    request.for_each([&](const std::string& name, const value&) {
+      EXPECT_NE(name, "k0");
+      ++seen;
+    });
+    EXPECT_EQ(seen, 7);
+    EXPECT_TRUE(request.set("k0", value(10)));  // new again: reuses the tombstone
+    EXPECT_EQ(request.get<std::int64_t>("k0"), 10);
+    request.clear();
+    EXPECT_EQ(request.size(), 0u);
+    EXPECT_FALSE(stage.contains("k3"));
+  }
+  // No child left: the next write drops the tombstones, so all 8 slots are inline again.
+  for (int i = 0; i < 8; ++i) request.set("n" + std::to_string(i), value(i));
+  EXPECT_TRUE(request.is_inline());
+  EXPECT_EQ(request.size(), 8u);
+}
+
+// An erase in the middle of a chain hides only that level's entry.
+TEST(Context, EraseInTheMiddleOfAChainFallsThrough) {
+  context root;
+  root.set(region, "eu");
+  context mid = root.fork();
+  mid.set(region, "us");
+  context leaf = mid.fork();
+  EXPECT_EQ(leaf.get(region), std::string("us"));
+  ASSERT_TRUE(mid.erase("region"));  // a tombstone in mid (leaf is alive)
+  EXPECT_EQ(leaf.get(region), std::string("eu"));
+  EXPECT_EQ(mid.get(region), std::string("eu"));
+}
+
+namespace {
+
+// Runs f on a thread with a small stack, so that a walk or release that
+// recursed once per chain level would overflow it for the depths below.
+void run_on_small_stack(std::size_t stack_bytes, void (*f)(void*), void* arg) {
+  struct call {
+    void (*f)(void*);
+    void* arg;
+  } c{f, arg};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, stack_bytes), 0);
+  pthread_t th;
+  ASSERT_EQ(pthread_create(
+                &th, &attr,
+                [](void* p) -> void* {
+                  auto* cc = static_cast<call*>(p);
+                  cc->f(cc->arg);
+                  return nullptr;
+                },
+                &c),
+            0);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(pthread_join(th, nullptr), 0);
+}
+
+}  // namespace
+
+// A chain 50,000 deep of shared parents, read from the leaf and destroyed,
+// on a 256 KiB stack: a walk or release that recursed would need more than
+// 5 bytes per level, less than any call frame, so it would overflow; the
+// loops make the depth (one million, or more) irrelevant to the stack.
+TEST(Context, DeepForkChainReadsAndDiesWithoutRecursion) {
+  constexpr int depth = 50'000;
+  struct state {
+    std::shared_ptr<const context> leaf;
+    std::optional<value> found;
+    bool contains_missing = true;
+    polymap::errc missing_code{};
+    std::int64_t via_get = 0;
+  } s;
+  {
+    auto root = std::make_shared<context>();
+    root->set(user_id, 42);
+    std::shared_ptr<const context> cur = root;
+    for (int i = 0; i < depth; ++i) {
+      auto next = std::shared_ptr<context>(new context(context::fork(std::move(cur))));
+      if (i == depth / 2) next->set(region, "mid");
+      cur = std::move(next);
+    }
+    s.leaf = std::move(cur);  // the only owner of the whole chain
+  }
+  run_on_small_stack(
+      256 * 1024,
+      [](void* p) {
+        auto& st = *static_cast<state*>(p);
+        st.found = st.leaf->find("user_id");
+        st.via_get = st.leaf->get(region) == std::string("mid") ? 1 : 0;
+        st.contains_missing = st.leaf->contains("absent");
+        st.missing_code = st.leaf->get(cache_hit).code();
+        st.leaf.reset();  // destroys all levels
+      },
+      &s);
+  ASSERT_TRUE(s.found);
+  EXPECT_EQ(*s.found, value(42));
+  EXPECT_EQ(s.via_get, 1);
+  EXPECT_FALSE(s.contains_missing);
+  EXPECT_EQ(s.missing_code, polymap::errc::not_found);
+  EXPECT_FALSE(s.leaf);
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(MapConcurrency);

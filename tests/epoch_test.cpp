@@ -235,3 +235,57 @@ TEST(Epoch, BagOfIdleLiveThreadIsFreedByOthers) {
   EXPECT_EQ(idle_freed.load(), kIdleRetired);
   EXPECT_EQ(busy_freed.load(), busy_retired);
 }
+
+// THE RETIRE TAG (epoch.hpp): where membarrier replaces retire()'s fence, a
+// reader that pinned one epoch after the retire may still have loaded the
+// object (the unlink sat in the writer's store buffer), so the object must
+// outlive that reader too. A tag rule weakened to the epoch read at retire
+// frees it two advances later, while this reader is still pinned.
+TEST(Epoch, RetireTagOutlivesAReaderPinnedOneEpochLater) {
+  if (!polymap::detail::asymmetric_fence::enabled())
+    GTEST_SKIP() << "membarrier unavailable (or TSan): retire() fences, and the rule tested here does not apply";
+  epoch_domain d;
+  auto* x = new tracked(11);
+  d.retire(x);
+  const auto t = d.epoch();
+  d.try_reclaim();  // nobody pinned: G advances to t + 1
+  ASSERT_EQ(d.epoch(), t + 1);
+  std::latch pinned(1), release(1);
+  std::thread reader([&] {
+    auto g = d.pin();  // announces t + 1
+    pinned.count_down();
+    release.wait();
+    EXPECT_EQ(x->value, 11);
+  });
+  pinned.wait();
+  for (int i = 0; i < 100; ++i) d.try_reclaim();
+  EXPECT_EQ(tracked::live.load(), 1) << "freed while a reader pinned at the retire epoch + 1 was still pinned";
+  EXPECT_LE(d.epoch(), t + 2);  // the reader holds G back at t + 2
+  release.count_down();
+  reader.join();
+  d.barrier();
+  EXPECT_EQ(tracked::live.load(), 0);
+}
+
+// The backlog a pinned thread causes is visible: pending() and pending_bytes()
+// count what waits, and drop to zero once the reader moves on.
+TEST(Epoch, PendingBytesShowTheBacklogOfAStalledReader) {
+  epoch_domain d;
+  std::latch pinned(1), release(1);
+  std::thread reader([&] {
+    auto g = d.pin();
+    pinned.count_down();
+    release.wait();
+  });
+  pinned.wait();
+  for (int i = 0; i < 500; ++i) d.retire(new tracked(i));
+  for (int i = 0; i < 10; ++i) d.try_reclaim();
+  EXPECT_EQ(d.pending(), 500u);
+  EXPECT_EQ(d.pending_bytes(), 500u * sizeof(tracked));
+  release.count_down();
+  reader.join();
+  d.barrier();
+  EXPECT_EQ(d.pending(), 0u);
+  EXPECT_EQ(d.pending_bytes(), 0u);
+  EXPECT_EQ(tracked::live.load(), 0);
+}

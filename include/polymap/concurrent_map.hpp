@@ -366,6 +366,8 @@ class concurrent_map_core {
     s.growths = growths_.load(std::memory_order_relaxed);        // relaxed: a statistic
     s.lock_waits = lock_waits_.load(std::memory_order_relaxed);  // relaxed: a statistic
     s.bytes = sizeof(Derived) + t->bytes();
+    s.retired_pending = Traits::domain().pending();
+    s.retired_pending_bytes = Traits::domain().pending_bytes();
     return s;
   }
 

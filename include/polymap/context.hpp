@@ -49,13 +49,32 @@
 //     config snapshot replaced by a reload while requests still use it).
 //   Erase. erase(name) removes the local entry only; a parent's entry of the
 //     same name shows through again. size() and for_each() are local too.
-//   Merge. merge(child, policy) writes the child's local entries into this
-//     context (the child's parent). A conflict is a name that this context
-//     wrote after the fork (or after the child's last merge) with a value other
-//     than the child's (an equal value is neither a conflict nor rewritten). Policies: keep_parent (conflicts keep this
-//     context's value), take_child (the child's value wins), fail (nothing is written if any conflict exists). The
-//     merge_result lists every conflict in all three. After a merge the child is rebased: later merges of the same
-//     child only see conflicts with writes made after this one.
+//     While children forked from this context are alive, an erased name (and
+//     each name clear() removes) leaves a tombstone: an entry that reads as
+//     absent but records when it was erased, so that a later merge can tell
+//     the erase from "never there". Tombstones are dropped at the next write
+//     once no child is alive; until then they count against the 8 inline
+//     slots (a name set again reuses its tombstone).
+//   Merge. merge(child, policy) writes into this context (the child's parent)
+//     the child's local entries that the child wrote since the fork or since
+//     its last successful merge; older entries were merged already and are not
+//     looked at again, so a parent's later rewrite or erase of them stands.
+//     The decision uses versions (a write counter per context), not values: a
+//     name is a conflict when the child wrote it since its last merge and this
+//     context wrote or erased it since the same point (the fork, or the
+//     child's last merge), unless this context's current value equals the
+//     child's (then it is neither a conflict nor rewritten). An erase here
+//     against a child's write is a conflict. A child's own erase is local
+//     (see Erase) and is not merged. Policies: keep_parent (a conflict keeps
+//     this context's value or erase), take_child (the child's value wins),
+//     fail (nothing is written if any conflict exists). The merge_result lists
+//     every conflict in all three. A merge that did not fail rebases the
+//     child: its next merge sees only what either side wrote after this one
+//     (a conflict that keep_parent dropped is not retried unless the child
+//     writes that name again).
+//   Chains. Reads walk the chain of parents in a loop, and destroying a chain
+//     of shared parents releases them in a loop, so a chain may be arbitrarily
+//     deep (one million levels) without deep recursion.
 #pragma once
 
 #include <atomic>
@@ -118,9 +137,11 @@ enum class merge_policy : unsigned char {
 };
 
 struct merge_result {
-  std::size_t applied = 0;             // child entries written into the parent
-  std::vector<std::string> conflicts;  // names both sides changed since the fork, to different values
-  bool failed = false;                 // merge_policy::fail found conflicts: nothing was written
+  std::size_t applied = 0;  // child writes taken (written, or already equal in the parent)
+  // Names both sides changed since the fork (or the child's last merge), to
+  // different values or by a parent's erase.
+  std::vector<std::string> conflicts;
+  bool failed = false;  // merge_policy::fail found conflicts: nothing was written
   explicit operator bool() const noexcept { return !failed; }
 };
 
@@ -146,6 +167,7 @@ class context {
     }
     destroy_entries();
     if (parent_) parent_->live_children_.fetch_sub(1, std::memory_order_release);  // see above
+    if (owner_) release_owner(std::move(owner_));
   }
 
   // --- layering ---------------------------------------------------------------
@@ -162,36 +184,42 @@ class context {
 
   const context* parent() const noexcept { return parent_; }
 
-  // Brings child's local entries into this context; see CONTRACT, Merge.
-  // Throws std::invalid_argument if child was not forked from this context.
+  // Brings what the child wrote since the fork (or its last merge) into this
+  // context; see CONTRACT, Merge. Throws std::invalid_argument if child was
+  // not forked from this context.
   merge_result merge(context& child, merge_policy policy) {
     if (child.parent_ != this) throw std::invalid_argument("polymap::context::merge: not a child of this context");
     std::vector<std::pair<std::string, value>> writes;
-    std::uint64_t base;
+    std::uint64_t base, copied;
     {
       guard g(child.lock_);
       base = child.base_clock_;
-      writes.reserve(child.unprotected_size());
-      child.unprotected_for_each([&](const entry& e) { writes.emplace_back(e.name, e.v); });
+      copied = child.clock_;
+      child.unprotected_for_each([&](const entry& e) {
+        if (e.seq > child.merged_clock_) writes.emplace_back(e.name, e.v);
+      });
     }
     merge_result out;
     std::uint64_t rebased;
     {
       guard g(lock_);
+      // A name conflicts when this context wrote or erased it after `base` and
+      // does not now hold the child's value.
+      const auto conflicts = [&](const entry* mine, const value& v) {
+        return mine && mine->seq > base && (mine->erased || !(mine->v == v));
+      };
       for (const auto& [name, v] : writes) {
-        const entry* mine = unprotected_find(name);
-        if (mine && mine->seq > base && !(mine->v == v)) out.conflicts.push_back(name);
+        if (conflicts(unprotected_slot(name), v)) out.conflicts.push_back(name);
       }
       out.failed = policy == merge_policy::fail && !out.conflicts.empty();
       if (!out.failed) {
         for (auto& [name, v] : writes) {
-          const entry* mine = unprotected_find(name);
-          const bool conflict = mine && mine->seq > base && !(mine->v == v);
-          if (conflict && policy == merge_policy::keep_parent) continue;
+          const entry* mine = unprotected_slot(name);
+          if (conflicts(mine, v) && policy == merge_policy::keep_parent) continue;
           ++out.applied;
           // An equal value is already there: leave its seq alone, so other
           // children do not see a write that changed nothing as a conflict.
-          if (mine && mine->v == v) continue;
+          if (mine && !mine->erased && mine->v == v) continue;
           unprotected_put(name, std::move(v));
         }
       }
@@ -199,7 +227,9 @@ class context {
     }
     if (!out.failed) {
       guard g(child.lock_);
-      child.base_clock_ = rebased;
+      // max: a concurrent merge of the same child may have rebased it further.
+      if (rebased > child.base_clock_) child.base_clock_ = rebased;
+      if (copied > child.merged_clock_) child.merged_clock_ = copied;
     }
     return out;
   }
@@ -242,36 +272,30 @@ class context {
     return unprotected_put(name, std::move(v));
   }
 
-  // The visible value: local, else the parent's (recursively).
+  // The visible value: local, else the nearest parent's.
   std::optional<value> find(std::string_view name) const {
-    {
-      guard g(lock_);
-      if (const entry* e = unprotected_find(name)) return e->v;
-    }
-    return parent_ ? parent_->find(name) : std::nullopt;
+    std::optional<value> out;
+    visible(name, [&](const entry& e) { out = e.v; });
+    return out;
   }
 
   template <class T, class Q>
   requires(std::is_convertible_v<const Q&, std::string_view> && !detail::is_key<Q>::value) result<T> get(const Q& q)
   const {
     const std::string_view name(q);
-    {
-      guard g(lock_);
-      if (const entry* e = unprotected_find(name)) {
-        if (const T* p = e->v.template get_if<T>()) return *p;
-        return e->v.template mismatch<T>(name);
-      }
-    }
-    if (parent_) return parent_->get<T>(name);
+    std::optional<result<T>> out;
+    visible(name, [&](const entry& e) {
+      if (const T* p = e.v.template get_if<T>())
+        out.emplace(*p);
+      else
+        out.emplace(e.v.template mismatch<T>(name));
+    });
+    if (out) return std::move(*out);
     return detail::not_found_error(name);
   }
 
   bool contains(std::string_view name) const {
-    {
-      guard g(lock_);
-      if (unprotected_find(name)) return true;
-    }
-    return parent_ && parent_->contains(name);
+    return visible(name, [](const entry&) {});
   }
 
   // Removes the local entry; true if there was one.
@@ -302,7 +326,14 @@ class context {
   // Removes every local entry.
   void clear() {
     guard g(lock_);
-    destroy_entries();
+    if (!has_live_children()) {
+      destroy_entries();
+      return;
+    }
+    std::vector<std::string> names;
+    names.reserve(unprotected_size());
+    unprotected_for_each([&](const entry& e) { names.push_back(e.name); });
+    for (const auto& name : names) unprotected_erase(name);
   }
 
   // True while the entries fit the inline storage (no overflow table).
@@ -315,7 +346,8 @@ class context {
   struct entry {
     std::string name;
     value v;
-    std::uint64_t seq;  // clock_ when last written here
+    std::uint64_t seq;    // clock_ when last written or erased here
+    bool erased = false;  // a tombstone: reads as absent (see CONTRACT, Erase)
   };
   using overflow_table = boost::unordered_flat_map<std::string, entry, polymap::hash<std::string>, std::equal_to<>>;
 
@@ -333,11 +365,50 @@ class context {
   context(const context* parent, std::shared_ptr<const context> owner) : parent_(parent), owner_(std::move(owner)) {
     // relaxed: a count only; the destructor's acquire load pairs with the
     // children's release decrements, and this child is not yet visible to
-    // anyone else.
+    // anyone else. A writer of the parent that must keep tombstones sees the
+    // count because the increment is sequenced before the lock below.
     parent_->live_children_.fetch_add(1, std::memory_order_relaxed);
     guard g(parent_->lock_);
     base_clock_ = parent_->clock_;
   }
+
+  // Walks this context and its parents, one lock at a time, and calls
+  // on_found(entry) under the lock of the first context holding a live entry
+  // of that name. A loop, not recursion: chains may be very deep.
+  template <class F>
+  bool visible(std::string_view name, F on_found) const {
+    for (const context* c = this; c; c = c->parent_) {
+      guard g(c->lock_);
+      if (const entry* e = c->unprotected_find(name)) {
+        on_found(*e);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Releases the last link of a chain of shared parents without recursion: a
+  // context destroyed while a release is in progress on this thread hands its
+  // owner to that release's loop instead of releasing it itself.
+  static void release_owner(std::shared_ptr<const context> owner) noexcept {
+    thread_local std::vector<std::shared_ptr<const context>>* pending = nullptr;
+    if (pending) {
+      pending->push_back(std::move(owner));  // on allocation failure: terminate (noexcept)
+      return;
+    }
+    std::vector<std::shared_ptr<const context>> queue;
+    pending = &queue;
+    owner.reset();  // may destroy the parent, whose destructor queues its own owner
+    while (!queue.empty()) {
+      std::shared_ptr<const context> next = std::move(queue.back());
+      queue.pop_back();
+      next.reset();
+    }
+    pending = nullptr;
+  }
+
+  // acquire: pairs with the release decrement in each child's destructor.
+  bool has_live_children() const noexcept { return live_children_.load(std::memory_order_acquire) != 0; }
 
   entry* inline_at(std::size_t i) noexcept { return std::launder(reinterpret_cast<entry*>(inline_) + i); }
   const entry* inline_at(std::size_t i) const noexcept {
@@ -345,7 +416,9 @@ class context {
   }
 
   // The functions below require lock_ held (or, in the destructor, no other user).
-  const entry* unprotected_find(std::string_view name) const {
+
+  // The entry of that name, tombstone or not.
+  const entry* unprotected_slot(std::string_view name) const {
     for (std::size_t i = 0; i < inline_count_; ++i) {
       const entry* e = inline_at(i);
       if (e->name.size() == name.size() && std::string_view(e->name) == name) return e;
@@ -357,13 +430,23 @@ class context {
     return nullptr;
   }
 
-  // True if the name was new.
+  // The live entry of that name.
+  const entry* unprotected_find(std::string_view name) const {
+    const entry* e = unprotected_slot(name);
+    return e && !e->erased ? e : nullptr;
+  }
+
+  // True if the name was new (absent or a tombstone).
   bool unprotected_put(std::string_view name, value v) {
+    drop_tombstones_if_unneeded();
     const std::uint64_t seq = ++clock_;
-    if (entry* e = const_cast<entry*>(unprotected_find(name))) {
+    if (entry* e = const_cast<entry*>(unprotected_slot(name))) {
+      const bool was_erased = e->erased;
       e->v = std::move(v);
       e->seq = seq;
-      return false;
+      e->erased = false;
+      if (was_erased) --tombstones_;
+      return was_erased;
     }
     if (inline_count_ < inline_capacity) {
       new (inline_at(inline_count_)) entry{std::string(name), std::move(v), seq};
@@ -375,38 +458,76 @@ class context {
     return true;
   }
 
+  // True if a live entry was removed. With children alive it becomes a
+  // tombstone (see CONTRACT, Erase); otherwise it is removed.
   bool unprotected_erase(std::string_view name) {
+    drop_tombstones_if_unneeded();
+    entry* e = const_cast<entry*>(unprotected_find(name));
+    if (!e) return false;
+    if (has_live_children()) {
+      e->v = value();
+      e->seq = ++clock_;
+      e->erased = true;
+      ++tombstones_;
+      return true;
+    }
+    unprotected_remove(e);
+    return true;
+  }
+
+  // Removes the entry e points at from the storage.
+  void unprotected_remove(entry* e) {
     for (std::size_t i = 0; i < inline_count_; ++i) {
-      entry* e = inline_at(i);
-      if (std::string_view(e->name) != name) continue;
+      if (inline_at(i) != e) continue;
       if (i + 1 != inline_count_) *e = std::move(*inline_at(inline_count_ - 1));
       std::destroy_at(inline_at(inline_count_ - 1));
       --inline_count_;
-      return true;
+      return;
     }
-    return overflow_ && overflow_->erase(name) > 0;
+    overflow_->erase(overflow_->find(std::string_view(e->name)));
   }
 
-  std::size_t unprotected_size() const noexcept { return inline_count_ + (overflow_ ? overflow_->size() : 0); }
+  void drop_tombstones_if_unneeded() {
+    if (tombstones_ == 0 || has_live_children()) return;
+    for (std::size_t i = inline_count_; i-- > 0;) {
+      if (inline_at(i)->erased) unprotected_remove(inline_at(i));
+    }
+    if (overflow_) boost::unordered::erase_if(*overflow_, [](const auto& kv) { return kv.second.erased; });
+    tombstones_ = 0;
+  }
 
+  std::size_t unprotected_size() const noexcept {
+    return inline_count_ + (overflow_ ? overflow_->size() : 0) - tombstones_;
+  }
+
+  // Live entries only.
   template <class F>
   void unprotected_for_each(F f) const {
-    for (std::size_t i = 0; i < inline_count_; ++i) f(*inline_at(i));
+    for (std::size_t i = 0; i < inline_count_; ++i) {
+      if (!inline_at(i)->erased) f(*inline_at(i));
+    }
     if (overflow_) {
-      for (const auto& kv : *overflow_) f(kv.second);
+      for (const auto& kv : *overflow_) {
+        if (!kv.second.erased) f(kv.second);
+      }
     }
   }
 
   void destroy_entries() noexcept {
     for (std::size_t i = 0; i < inline_count_; ++i) std::destroy_at(inline_at(i));
     inline_count_ = 0;
+    tombstones_ = 0;
     overflow_.reset();
   }
 
-  mutable detail::spinlock lock_;  // Protects: inline_, inline_count_, overflow_, clock_, base_clock_.
+  // Protects: inline_, inline_count_, overflow_, tombstones_, clock_,
+  // base_clock_, merged_clock_.
+  mutable detail::spinlock lock_;
   std::uint8_t inline_count_ = 0;
-  std::uint64_t clock_ = 0;       // counts writes; entry::seq values come from it
-  std::uint64_t base_clock_ = 0;  // the parent's clock_ at fork (or at the last merge)
+  std::size_t tombstones_ = 0;      // entries with erased set
+  std::uint64_t clock_ = 0;         // counts writes and erases; entry::seq values come from it
+  std::uint64_t base_clock_ = 0;    // the parent's clock_ at fork (or at the last merge)
+  std::uint64_t merged_clock_ = 0;  // this context's clock_ when its last merge copied it
   alignas(entry) unsigned char inline_[inline_capacity * sizeof(entry)];
   std::unique_ptr<overflow_table> overflow_;
   const context* parent_ = nullptr;

@@ -8,6 +8,8 @@
 //   polymap_map_memory_bytes         gauge      table memory (0 if unknown)
 //   polymap_map_growths_total        counter    rehashes into a larger table
 //   polymap_map_lock_waits_total     counter    lock acquisitions that waited
+//   polymap_reclaim_pending_objects  gauge      retired, not yet freed (epoch domain)
+//   polymap_reclaim_pending_bytes    gauge      their bytes, as far as known
 //   polymap_map_probe_length         histogram  groups (or chain steps) probed
 //                                               to find an entry: _bucket{le},
 //                                               _sum, _count

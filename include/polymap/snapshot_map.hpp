@@ -512,6 +512,8 @@ class snapshot_map : public detail::typed_access<snapshot_map<K, V, Hash, Eq>, K
     stats_t s;
     s.map = "snapshot_map";
     s.size = snap.size();
+    s.retired_pending = domain_->pending();
+    s.retired_pending_bytes = domain_->pending_bytes();
     // capacity and load_factor: the read index's slots (every version since
     // its build shares it; a slot per entry plus one per key changed since).
     // Without an index (empty map, or a failed build), the trie's: no empty

@@ -20,6 +20,12 @@ struct stats_t {
                                  // (snapshot_map: rebuilds of its read index)
   std::uint64_t lock_waits = 0;  // lock acquisitions that found the lock taken
   std::size_t bytes = 0;         // memory held by the table (approximate; 0 if unknown)
+  // Reclamation backlog of the map's epoch domain (shared by every map in the
+  // domain, so not this map's alone): objects retired and not yet freed, and
+  // their bytes as far as known. It grows while any thread stays pinned, e.g.
+  // a visit callback that blocks. 0 for maps without deferred reclamation.
+  std::size_t retired_pending = 0;
+  std::size_t retired_pending_bytes = 0;
 };
 
 }  // namespace polymap

@@ -35,12 +35,12 @@ namespace polymap::config {
 
 // One setting as a source gives it.
 struct raw_setting {
-  std::string key;          // dotted name, e.g. "http.timeout_ms"
-  value val;                // typed where the source has types (JSON, TOML)
-  bool is_text = false;     // true: val is a string to be parsed by the schema's
-                            // type (environment variables, etcd plain text)
-  std::string origin;       // which source/file set it, e.g. "/etc/app/conf.d/10-a.toml"
-  int line = 0;             // where in that file, 0 if unknown
+  std::string key;       // dotted name, e.g. "http.timeout_ms"
+  value val;             // typed where the source has types (JSON, TOML)
+  bool is_text = false;  // true: val is a string to be parsed by the schema's
+                         // type (environment variables, etcd plain text)
+  std::string origin;    // which source/file set it, e.g. "/etc/app/conf.d/10-a.toml"
+  int line = 0;          // where in that file, 0 if unknown
 };
 
 // How a source is doing.

@@ -246,8 +246,9 @@ std::string_view child_name(sanitizer s) {
 }
 
 namespace {
-// $env if set (and executable), else `name` next to this binary or in
-// ../tools/polymap/ (for tests); "" if none.
+// $env if set (and executable), else `name` next to this binary, in the
+// install tree's libexec/polymap/ relative to it, or in ../tools/polymap/ (for
+// tests); "" if none.
 std::string find_child(const char* env_name, std::string_view name) {
   namespace fs = std::filesystem;
   const char* env = std::getenv(env_name);
@@ -255,7 +256,8 @@ std::string find_child(const char* env_name, std::string_view name) {
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
-  for (const fs::path& dir : {self.parent_path(), self.parent_path() / ".." / "tools" / "polymap"}) {
+  for (const fs::path& dir : {self.parent_path(), self.parent_path() / POLYMAP_LAB_LIBEXEC_FROM_BIN,
+                              self.parent_path() / ".." / "tools" / "polymap"}) {
     const fs::path p = dir / std::string(name);
     if (::access(p.c_str(), X_OK) == 0) return p.lexically_normal().string();
   }
