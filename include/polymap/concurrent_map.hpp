@@ -956,7 +956,8 @@ class inline_concurrent_map
   // (readers pinned now may still compare against it).
   POLYMAP_ALWAYS_INLINE static void retire_erased(const entry& e) noexcept {
     if constexpr (kcodec::kOwns)
-      Traits::domain().retire(reinterpret_cast<void*>(static_cast<std::uintptr_t>(e.key)), &kcodec::drop);
+      Traits::domain().retire(reinterpret_cast<void*>(static_cast<std::uintptr_t>(e.key)), &kcodec::drop,
+                              kcodec::bytes(e.key));
     retire_or_poll(&e.value);
   }
 };
