@@ -197,6 +197,7 @@
 #include "polymap/detail/hash.hpp"
 #include "polymap/detail/inline_table.hpp"
 #include "polymap/detail/map_api.hpp"
+#include "polymap/detail/reentry.hpp"
 #include "polymap/stats.hpp"
 #include "polymap/value.hpp"
 
@@ -243,37 +244,11 @@ std::size_t bulk_lookup(const KeyRange& keys, OutIt& out, HashFn&& hash, const T
 }
 
 // The misuse check (CONTRACT: a callback must not write the map it runs
-// in): the maps whose key lock (or stripe) this thread holds while it runs
-// an update or insert_or_visit callback. A write checks it first; without
-// the check such a write waits forever for a lock its own thread holds, or
-// works, depending on the key's hash. Cost on the write path: one
-// thread-local load and a branch (docs/concurrent_map.md).
-struct callback_record {
-  static constexpr int kMax = 8;  // nesting across different maps deeper than this goes unrecorded
-  const void* maps[kMax];
-  int depth;
-};
-inline constinit thread_local callback_record callbacks_running{};
-
-class callback_scope {
- public:
-  POLYMAP_ALWAYS_INLINE explicit callback_scope(const void* map) noexcept {
-    callback_record& r = callbacks_running;
-    if (r.depth < callback_record::kMax) r.maps[r.depth] = map;
-    ++r.depth;
-  }
-  POLYMAP_ALWAYS_INLINE ~callback_scope() { --callbacks_running.depth; }
-  callback_scope(const callback_scope&) = delete;
-  callback_scope& operator=(const callback_scope&) = delete;
-};
-
-[[noreturn, gnu::cold, gnu::noinline]] inline void throw_write_in_callback(const void* map, const char* op) {
-  throw std::logic_error(fmt::format(
-      "polymap::concurrent_map at {}: {} called from inside an update or insert_or_visit callback on the same map; "
-      "a callback must not write the map it runs in (it runs holding the key's lock, so the write could wait for "
-      "it forever)",
-      map, op));
-}
+// in): detail/reentry.hpp's per-thread record of the maps whose key lock
+// this thread holds while it runs an update or insert_or_visit callback. A
+// write checks it first; without the check such a write waits forever for a
+// lock its own thread holds, or works, depending on the key's hash. Cost on
+// the write path: one thread-local load and a branch (docs/concurrent_map.md).
 
 // The table pointer, hashing, growth, clear. Derived provides
 // rehash_into(old, fresh).
@@ -374,13 +349,7 @@ class concurrent_map_core {
   void wait_for_rebuild() { std::lock_guard lock(rebuild_mutex_); }
 
   // Throws std::logic_error if this thread runs a callback of this map.
-  POLYMAP_ALWAYS_INLINE void check_not_in_callback(const char* op) const {
-    const callback_record& r = callbacks_running;
-    if (r.depth == 0) [[likely]]
-      return;
-    for (int i = 0; i < std::min(r.depth, callback_record::kMax); ++i)
-      if (r.maps[i] == this) throw_write_in_callback(this, op);
-  }
+  POLYMAP_ALWAYS_INLINE void check_not_in_callback(const char* /*op*/) const { callback_scope::check(this); }
 
   // Replaces `seen` by a table with room for a quarter more than its live
   // entries (or min_entries), unless another thread replaced it already or
@@ -622,7 +591,7 @@ class inline_concurrent_map
       if (cur) {
         V copy = vcodec::copy(cur.e.value);
         {
-          const callback_scope in_callback(this);
+          const callback_scope in_callback(this, "concurrent_map", "insert_or_visit");
           f(copy);
         }
         owned w(std::move(copy));
@@ -656,7 +625,7 @@ class inline_concurrent_map
     for (;;) {
       const location cur = find_for_write(current(), h, q);
       V next = [&] {
-        const callback_scope in_callback(this);
+        const callback_scope in_callback(this, "concurrent_map", "update");
         return cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
       }();
       const std::uint64_t kw = cur ? cur.e.key : key.get(k, h);
