@@ -77,15 +77,24 @@ class etcd_server {
     std::string tmpl = base + "/polymap-etcd-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    client_port_ = free_port();
-    peer_port_ = free_port();
-    try {
-      start();
-    } catch (...) {
-      kill9();  // the destructor will not run
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      throw;
+    // A port found free may be taken before etcd binds it (tests run in
+    // parallel): then etcd exits at start, and it is tried on fresh ports.
+    for (int attempt = 1;; ++attempt) {
+      client_port_ = free_port();
+      peer_port_ = free_port();
+      try {
+        start();
+        return;
+      } catch (...) {
+        kill9();  // the destructor will not run
+        std::error_code ec;
+        if (attempt < 3 && pid_exited_at_start_) {
+          std::filesystem::remove_all(dir_ + "/data", ec);
+          continue;
+        }
+        std::filesystem::remove_all(dir_, ec);
+        throw;
+      }
     }
   }
   ~etcd_server() {
@@ -106,6 +115,7 @@ class etcd_server {
   // one) and waits until it answers (bounded: 20 s).
   void start(int client_port = 0) {
     const int port = client_port != 0 ? client_port : client_port_;
+    pid_exited_at_start_ = false;
     const std::string client = fmt::format("http://127.0.0.1:{}", port);
     const std::string peer = fmt::format("http://127.0.0.1:{}", peer_port_);
     std::vector<std::string> args = {etcd_binary,
@@ -147,6 +157,7 @@ class etcd_server {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        pid_exited_at_start_ = true;
         throw std::runtime_error("etcd exited at start; see " + log);
       }
       if (std::chrono::steady_clock::now() > deadline) {
@@ -189,6 +200,7 @@ class etcd_server {
   int client_port_ = 0;
   int peer_port_ = 0;
   pid_t pid_ = -1;
+  bool pid_exited_at_start_ = false;
 };
 
 // Waits (bounded) until pred() holds; false on timeout.
