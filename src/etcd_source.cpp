@@ -379,9 +379,10 @@ struct etcd_source::impl {
   impl(std::string_view u, options o) : url(etcd_url::parse(u)), opts(o), name(url.str()) {}
 
   // Installs a whole range if it is newer than the copy. True if installed.
-  bool install(etcd_client::range_result&& r) {
+  // `force`: install even an older revision (etcd's history was rewound).
+  bool install(etcd_client::range_result&& r, bool force = false) {
     std::lock_guard g(mutex);
-    if (have_copy && r.revision <= st.revision) return false;
+    if (have_copy && r.revision <= st.revision && !(force && r.revision != st.revision)) return false;
     copy.clear();
     for (auto& kv : r.kvs) {
       std::string k = kv.key;
@@ -455,10 +456,12 @@ struct etcd_source::impl {
     return parse_range(parse_answer(answer, "range"));
   }
 
-  enum class watch_end { stopped, compacted };
+  enum class watch_end { stopped, compacted, rewound };
 
-  // Streams one watch from the copy's revision + 1. Returns when stopped or
-  // compacted; throws etcd_error when the stream fails or ends.
+  // Streams one watch from the copy's revision + 1. Returns when stopped,
+  // compacted, or when etcd is behind the copy (restored from a backup or
+  // replaced by a new cluster: the watch would wait for revisions that will
+  // never be ours); throws etcd_error when the stream fails or ends.
   watch_end watch_once(std::uint64_t& backoff_ms) {
     std::uint64_t from = 0;
     {
@@ -472,7 +475,7 @@ struct etcd_source::impl {
                                  .dump();
     std::string pending;  // an unfinished line
     std::optional<std::string> failure;
-    bool compacted = false;
+    bool compacted = false, rewound = false;
     auto on_message = [&](const json& m) -> bool {
       if (auto e = error_of(m)) {
         failure = "watch: " + *e;
@@ -488,6 +491,10 @@ struct etcd_source::impl {
         return false;
       }
       if (r.value("created", false)) {
+        if (r.contains("header") && as_u64(r["header"], "revision") + 1 < from) {
+          rewound = true;
+          return false;
+        }
         std::lock_guard g(mutex);
         st.st = source_status::state::connected;
         backoff_ms = static_cast<std::uint64_t>(opts.backoff_initial.count());
@@ -520,6 +527,7 @@ struct etcd_source::impl {
     const CURLcode rc = transfer(req);
     if (stopping.load()) return watch_end::stopped;
     if (compacted) return watch_end::compacted;
+    if (rewound) return watch_end::rewound;
     if (failure) throw etcd_error(*failure);
     if (rc != CURLE_OK) throw etcd_error(fmt::format("watch: {}", req.error(rc)));
     if (req.status() != 200) throw etcd_error(fmt::format("watch: HTTP {}", req.status()));
@@ -576,7 +584,7 @@ struct etcd_source::impl {
 
   void run() {
     std::uint64_t backoff_ms = static_cast<std::uint64_t>(opts.backoff_initial.count());
-    bool need_whole = false;
+    bool need_whole = false, force = false;
     while (!stopping.load()) {
       try {
         bool have = false;
@@ -587,15 +595,18 @@ struct etcd_source::impl {
         if (!have || need_whole) {
           auto r = range_now();
           if (stopping.load()) break;
-          const bool fresh = install(std::move(r));
-          need_whole = false;
+          const bool fresh = install(std::move(r), force);
+          need_whole = force = false;
           if (fresh) changed();
         }
-        if (watch_once(backoff_ms) == watch_end::stopped) break;
+        const watch_end end = watch_once(backoff_ms);
+        if (end == watch_end::stopped) break;
         // Compacted: the revisions since the copy's are gone; load it whole.
+        // Rewound: etcd's history is not the copy's; load it whole, older or not.
         std::lock_guard g(mutex);
-        ++ctr.compactions;
+        ++(end == watch_end::compacted ? ctr.compactions : ctr.rewinds);
         need_whole = true;
+        force = end == watch_end::rewound;
       } catch (const std::exception& e) {
         {
           std::lock_guard g(mutex);

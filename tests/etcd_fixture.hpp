@@ -192,6 +192,12 @@ class etcd_server {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
   }
+  // Kills etcd and deletes its data: the next start() is a new cluster.
+  void wipe() {
+    kill9();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_ + "/data", ec);
+  }
   void pause() { ::kill(pid_, SIGSTOP); }
   void resume() { ::kill(pid_, SIGCONT); }
 

@@ -38,6 +38,13 @@ std::optional<std::int64_t> int_of(etcd_source& src, const std::string& key) {
   return *r->val.get_if<std::int64_t>();
 }
 
+etcd_source::options quick_retry() {
+  etcd_source::options o;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 200ms;
+  return o;
+}
+
 // --- no etcd needed -------------------------------------------------------------
 
 TEST(EtcdUrl, ParsesHostPortAndPrefix) {
@@ -212,10 +219,7 @@ TEST(EtcdSource, StopIsPromptWhileWatchingAndWhileRetrying) {
 // the source has seen `at`.
 template <class Fault>
 void counter_through_fault(etcd_server& etcd, int n, int at, Fault fault) {
-  etcd_source::options o;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 200ms;
-  etcd_source src(etcd.url("/app/"), o);
+  etcd_source src(etcd.url("/app/"), quick_retry());
   src.load();
   const auto start = src.status().revision;
   std::mutex m;
@@ -294,10 +298,7 @@ TEST(EtcdSourceFaults, CompactionWhileDisconnectedReloadsThePrefixWhole) {
   auto c = etcd.client();
   c.put("/app/a", "1");
   c.put("/app/gone", "1");
-  etcd_source::options o;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 200ms;
-  etcd_source src(etcd.url("/app/"), o);
+  etcd_source src(etcd.url("/app/"), quick_retry());
   src.load();
   src.watch({});
   ASSERT_TRUE(eventually([&] { return src.status().st == source_status::state::connected; }));
@@ -324,6 +325,27 @@ TEST(EtcdSourceFaults, CompactionWhileDisconnectedReloadsThePrefixWhole) {
   EXPECT_GE(src.stats().compactions, 1u);
   EXPECT_EQ(src.stats().whole_loads, whole_before + src.stats().compactions);
   EXPECT_GT(src.stats().reconnects, 0u);
+}
+
+TEST(EtcdSourceFaults, AnEtcdBehindTheCopyIsLoadedWhole) {
+  ETCD_OR_SKIP();
+  etcd_server etcd;
+  auto c = etcd.client();
+  for (int i = 0; i < 10; ++i) c.put("/app/old", std::to_string(i));
+  etcd_source src(etcd.url("/app/"), quick_retry());
+  src.load();
+  src.watch({});
+  ASSERT_TRUE(eventually([&] { return src.status().st == source_status::state::connected; }));
+  const auto before = src.status().revision;
+  etcd.wipe();  // a new, empty cluster on the same address: its revisions start again at 1
+  etcd.start();
+  const auto r = c.put("/app/x", "1");
+  ASSERT_LT(r, before);
+  ASSERT_TRUE(eventually([&] { return src.status().revision == r; }));
+  auto s = src.load();
+  EXPECT_EQ(find(s, "old"), nullptr);
+  EXPECT_EQ(int_of(src, "x"), 1);
+  EXPECT_GE(src.stats().rewinds, 1u);
 }
 
 }  // namespace

@@ -26,7 +26,10 @@
 //   A lost connection is retried with backoff (options::backoff_initial,
 //   doubling to backoff_max) and the watch resumes from the copy's revision
 //   + 1; when etcd answers that this revision is compacted, the prefix is
-//   loaded whole again. Throughout, load() returns the last state it had.
+//   loaded whole again. When etcd is found behind the copy's revision (an
+//   etcd restored from a backup, or a new cluster on the same address), the
+//   prefix is loaded whole and taken even though its revision is older.
+//   Throughout, load() returns the last state it had.
 //
 //   revision: the etcd revision of the copy, i.e. of the last change seen
 //   under the prefix (or of the last whole load). Writes to other prefixes
@@ -122,6 +125,7 @@ class etcd_source final : public config_source {
     std::uint64_t compactions = 0;        // watches refused as compacted (each forced a whole load)
     std::uint64_t revisions_applied = 0;  // revisions applied from the watch
     std::uint64_t reconnects = 0;         // watch connections lost or refused, then retried
+    std::uint64_t rewinds = 0;            // etcd found behind the copy (restored, new cluster): whole loads
   };
 
   // Throws config_error on a malformed URL. Connects nothing yet.
