@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -360,15 +362,91 @@ schema schema::from_json_file(const std::filesystem::path& file) {
 }
 
 document parse_document(std::string_view text, file_format format, const std::string& origin, const schema& s) {
+  return validate_settings(parse_settings(text, format, origin), s, origin);
+}
+
+document load_document(const std::filesystem::path& file, const schema& s, file_format format) {
+  const std::string text = read_file(file);
+  return parse_document(text, format_for(file, format), file.string(), s);
+}
+
+// --- settings: the halves of parse_document, for sources and layers ----------
+
+file_format format_for(const std::filesystem::path& file, file_format format) noexcept {
+  if (format != file_format::automatic) return format;
+  const auto ext = file.extension();
+  if (ext == ".json") return file_format::json;
+  if (ext == ".toml") return file_format::toml;
+  return format;
+}
+
+std::vector<raw_setting> parse_settings(std::string_view text, file_format format, const std::string& origin) {
   if (format == file_format::automatic) format = sniff(text);
   std::vector<raw_entry> raw = format == file_format::json ? parse_json(text, origin) : parse_toml(text, origin);
-
-  std::map<std::string, entry> out;
+  std::vector<raw_setting> out;
+  out.reserve(raw.size());
+  std::set<std::string> seen;
   for (auto& r : raw) {
+    if (!seen.insert(r.key).second) fail(origin, r.line, r.key, "set twice");
+    raw_setting rs;
+    rs.key = std::move(r.key);
+    rs.val = std::move(r.val);
+    rs.origin = origin;
+    rs.line = r.line;
+    out.push_back(std::move(rs));
+  }
+  return out;
+}
+
+namespace {
+
+// A text setting (environment variable, etcd plain value) as the schema's type.
+value from_text(const raw_setting& r, value::kind k) {
+  const std::string& t = *r.val.get_if<std::string>();
+  auto bad = [&](std::string_view what) {
+    fail(r.origin, r.line, r.key, fmt::format("expected {}, found text '{}'{}", kind_name(k), t, what));
+  };
+  switch (k) {
+    case value::kind::boolean: {
+      std::string low(t);
+      std::transform(low.begin(), low.end(), low.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (low == "true" || low == "1") return value(true);
+      if (low == "false" || low == "0") return value(false);
+      bad(" (true, false, 1 or 0)");
+      break;
+    }
+    case value::kind::int64: {
+      std::int64_t v = 0;
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (ec == std::errc::result_out_of_range) bad(": out of the int64 range");
+      if (ec != std::errc() || end != t.data() + t.size() || t.empty()) bad("");
+      return value(v);
+    }
+    case value::kind::float64: {
+      double v = 0;
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (ec == std::errc::result_out_of_range) bad(": out of the double range");
+      if (ec != std::errc() || end != t.data() + t.size() || t.empty()) bad("");
+      if (!std::isfinite(v)) bad(": not a finite number");
+      return value(v);
+    }
+    default:
+      break;
+  }
+  return r.val;  // string: as it is
+}
+
+}  // namespace
+
+document validate_settings(std::vector<raw_setting> settings, const schema& s, const std::string& name) {
+  std::map<std::string, entry> out;
+  for (auto& r : settings) {
+    const std::string& origin = r.origin.empty() ? name : r.origin;
     const key_spec* spec = s.find(r.key);
     if (!spec) {
       if (!s.allows_unknown()) fail(origin, r.line, r.key, "unknown key (not in the schema)");
     } else {
+      if (r.is_text && r.val.which() == value::kind::string) r.val = from_text(r, spec->kind);
       if (spec->kind == value::kind::float64 && r.val.which() == value::kind::int64) {
         r.val = value(static_cast<double>(*r.val.get_if<std::int64_t>()));
       }
@@ -378,29 +456,19 @@ document parse_document(std::string_view text, file_format format, const std::st
         if (auto why = spec->check(r.val); !why.empty()) fail(origin, r.line, r.key, why);
       }
     }
-    entry e{r.key, std::move(r.val), true, r.line};
+    entry e{r.key, std::move(r.val), true, r.line, origin};
     if (!out.emplace(r.key, std::move(e)).second) fail(origin, r.line, r.key, "set twice");
   }
   for (const auto& spec : s.keys()) {
     if (out.count(spec.name)) continue;
-    if (spec.required) fail(origin, 0, spec.name, "required, but not set");
-    out.emplace(spec.name, entry{spec.name, spec.default_value, false, 0});
+    if (spec.required) fail(name, 0, spec.name, "required, but not set");
+    out.emplace(spec.name, entry{spec.name, spec.default_value, false, 0, {}});
   }
   document doc;
-  doc.file = origin;
+  doc.file = name;
   doc.entries.reserve(out.size());
   for (auto& [k, e] : out) doc.entries.push_back(std::move(e));
   return doc;
-}
-
-document load_document(const std::filesystem::path& file, const schema& s, file_format format) {
-  const std::string text = read_file(file);
-  if (format == file_format::automatic) {
-    const auto ext = file.extension().string();
-    if (ext == ".json") format = file_format::json;
-    if (ext == ".toml") format = file_format::toml;
-  }
-  return parse_document(text, format, file.string(), s);
 }
 
 }  // namespace polymap::config

@@ -1,30 +1,29 @@
-// config_store.cpp — loading, publishing, notifying, and the inotify watcher.
+// config_store.cpp — layers, loading, publishing, notifying.
 //
 // RELOAD
-//   load() runs under reload_mutex_: read + parse + validate the whole file
-//   (no lock readers could see), diff it against the current snapshot, and
-//   publish the differences as one snapshot_map::apply, so readers move from
-//   one file's values to the next in one step. Subscribers are notified while
-//   reload_mutex_ is still held, so notifications arrive in publish order.
+//   load() runs under reload_mutex_: load the sources that need it (every
+//   one for the first load and reload(); on a watched change, the source
+//   that announced it and any whose last load failed), merge the layers'
+//   settings (a later source overrides an earlier one, key by key), validate
+//   the whole (no lock readers could see), diff it against the current
+//   snapshot, and publish the differences as one snapshot_map::apply, so
+//   readers move from one complete config to the next in one step.
+//   Subscribers are notified while reload_mutex_ is still held, so
+//   notifications arrive in publish order. A rejected reload publishes
+//   nothing; each layer keeps what its source last gave, so the next change
+//   of any source is validated against every source's current content.
 //
-// WATCHER
-//   The watcher follows the file's directory, not the file: an atomic
-//   replace by rename gives the file a new inode, which a watch on the old
-//   inode would never see. Events naming the file (or a queue overflow) mark
-//   a reload as pending; the reload runs once the directory has been quiet
-//   for options::settle, so a writer's burst is coalesced and the reload
-//   reads a finished file. poll() waits on the inotify descriptor and an
-//   eventfd that the destructor signals to stop the thread.
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/inotify.h>
-#include <unistd.h>
-
-#include <cerrno>
+// WATCHING
+//   Each source follows itself (config_source::watch; for files see
+//   sources.hpp and config_watch.hpp) and calls on_change from its own
+//   thread; the reload runs on that thread. The destructor stops every
+//   source, which waits for its last callback, before anything is freed.
+#include <chrono>
 #include <cstring>
 #include <map>
 
 #include "polymap/config/config_store.hpp"
+#include "polymap/config/sources.hpp"
 
 namespace polymap::config {
 
@@ -32,6 +31,10 @@ namespace {
 // Set while this thread notifies subscribers of one store, to catch a
 // subscriber that calls reload() (it would wait on the mutex it runs under).
 thread_local const config_store* notifying = nullptr;
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 }  // namespace
 
 config_store::config_store(std::filesystem::path file, config::schema s)
@@ -39,144 +42,192 @@ config_store::config_store(std::filesystem::path file, config::schema s)
 
 config_store::config_store(std::filesystem::path file, config::schema s, options o)
     : file_(std::move(file)), schema_(std::move(s)), opts_(o) {
-  if (opts_.watch) start_watch();  // before the first read: no change is missed
-  std::optional<config_error> error;
-  load(reload_event::cause::initial, &error);
-  if (error) {
-    if (watcher_.joinable()) {
-      const std::uint64_t one = 1;
-      if (::write(stop_fd_, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) std::terminate();
-      watcher_.join();
+  layers_.push_back({std::make_unique<file_source>(file_, opts_.format, watch_timing{opts_.settle, opts_.max_delay}),
+                     std::nullopt, true});
+  start();
+}
+
+config_store::config_store(std::vector<std::unique_ptr<config_source>> sources, config::schema s)
+    : config_store(std::move(sources), std::move(s), options{}) {}
+
+config_store::config_store(std::vector<std::unique_ptr<config_source>> sources, config::schema s, options o)
+    : schema_(std::move(s)), opts_(o) {
+  if (sources.empty()) throw std::invalid_argument("config_store: no sources");
+  for (auto& src : sources) {
+    if (!src) throw std::invalid_argument("config_store: a null source");
+    layers_.push_back({std::move(src), std::nullopt, true});
+  }
+  start();
+}
+
+void config_store::start() {
+  std::vector<const config_source*> srcs;
+  for (const auto& l : layers_) srcs.push_back(l.src.get());
+  name_ = layers_name(srcs);
+  if (opts_.watch) {
+    // Before the first read: no change made after the constructor started
+    // is missed (one announced before the first load is covered by it).
+    try {
+      for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].src->watch([this, i] { on_change(i); });
+    } catch (...) {
+      stop_sources();
+      throw;
     }
-    if (inotify_fd_ >= 0) ::close(inotify_fd_);
-    if (stop_fd_ >= 0) ::close(stop_fd_);
+    watching_ = true;
+  }
+  std::optional<config_error> error;
+  load(reload_event::cause::initial, true, 0, &error);
+  if (error) {
+    stop_sources();
     throw std::move(*error);
   }
 }
 
 config_store::~config_store() {
-  if (watcher_.joinable()) {
-    const std::uint64_t one = 1;
-    // A failed write could only mean a broken eventfd; the join would then
-    // hang, so report it loudly rather than silently.
-    if (::write(stop_fd_, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) std::terminate();
-    watcher_.join();
-  }
-  if (inotify_fd_ >= 0) ::close(inotify_fd_);
-  if (stop_fd_ >= 0) ::close(stop_fd_);
+  stop_sources();
 }
 
-void config_store::start_watch() {
-  std::filesystem::path dir = file_.parent_path();
-  if (dir.empty()) dir = ".";
-  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ < 0)
-    throw config_error(file_.string(), 0, "", fmt::format("cannot watch: inotify_init1: {}", std::strerror(errno)));
-  const std::uint32_t mask =
-      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
-  if (::inotify_add_watch(inotify_fd_, dir.c_str(), mask) < 0) {
-    const int err = errno;
-    ::close(inotify_fd_);
-    inotify_fd_ = -1;
-    throw config_error(file_.string(), 0, "",
-                       fmt::format("cannot watch directory {}: {}", dir.string(), std::strerror(err)));
+void config_store::stop_sources() noexcept {
+  for (auto& l : layers_) {
+    try {
+      l.src->stop();
+    } catch (...) {
+      // stop() must not throw; if one does, the others still stop.
+    }
   }
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) {
-    const int err = errno;
-    ::close(inotify_fd_);
-    inotify_fd_ = -1;
-    throw config_error(file_.string(), 0, "", fmt::format("cannot watch: eventfd: {}", std::strerror(err)));
-  }
-  watcher_ = std::thread([this] { watch_loop(); });
 }
 
-void config_store::watch_loop() {
-  const std::string name = file_.filename().string();
-  alignas(struct inotify_event) char buf[8192];
-  bool pending = false;
-  for (;;) {
-    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
-    const int timeout = pending ? static_cast<int>(opts_.settle.count()) : -1;
-    const int r = ::poll(fds, 2, timeout);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return;  // cannot happen with valid descriptors; stop watching rather than spin
-    }
-    if (fds[0].revents) return;
-    if (r == 0) {  // quiet for `settle`: the writer is done
-      pending = false;
-      try {
-        load(reload_event::cause::watch);
-      } catch (...) {
-        // load() reports file problems as events; what escapes is bad_alloc
-        // or a logic error. Keep the watcher alive; the config is unchanged.
-      }
-      continue;
-    }
-    for (;;) {
-      const ssize_t n = ::read(inotify_fd_, buf, sizeof buf);
-      if (n <= 0) break;  // EAGAIN: drained
-      for (ssize_t off = 0; off < n;) {
-        const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-        off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
-        if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF)) pending = true;
-        if (ev->len > 0 && name == ev->name) pending = true;
-      }
-    }
+void config_store::on_change(std::size_t layer) {
+  try {
+    load(reload_event::cause::watch, false, layer);
+  } catch (...) {
+    // load() reports source problems as events; what escapes is bad_alloc
+    // or a logic error. Keep the source's watcher alive; the config stays.
   }
 }
 
 reload_event config_store::reload() {
   if (notifying == this)
     throw std::logic_error("polymap::config_store: reload() called from a subscriber of the same store");
-  return load(reload_event::cause::manual);
+  return load(reload_event::cause::manual, true);
 }
 
-reload_event config_store::load(reload_event::cause why, std::optional<config_error>* error_out) {
+reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t changed,
+                                std::optional<config_error>* error_out) {
   std::lock_guard lock(reload_mutex_);
   reload_event ev;
   ev.trigger = why;
+  if (why == reload_event::cause::watch && !started_) return ev;  // the first load will read it
+  started_ = true;
   std::vector<change> changes;
-  try {
-    document doc = load_document(file_, schema_, opts_.format);
-    auto current = map_.snapshot();
-    map_type::batch b;
-    std::map<std::string_view, const value*> fresh;
-    for (const auto& e : doc.entries) {
-      fresh.emplace(e.key, &e.val);
-      auto old = current.find(e.key);
-      if (old && *old == e.val) continue;
-      b.insert_or_assign(e.key, e.val);
-      changes.push_back({e.key, std::move(old), e.val, 0});
+  std::optional<config_error> error;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    layer& l = layers_[i];
+    if (!fresh && i != changed && !l.failed) continue;
+    try {
+      l.last = fresh ? l.src->load() : l.src->load_changed();
+      l.failed = false;
+    } catch (const config_error& e) {
+      l.failed = true;
+      if (!error) error = e;
+    } catch (const std::exception& e) {
+      l.failed = true;
+      if (!error) error.emplace(l.src->name(), 0, "", e.what());
     }
-    current.for_each([&](const std::string& k, const value& v) {
-      if (!fresh.count(k)) {
-        b.erase(k);
-        changes.push_back({k, v, std::nullopt, 0});
+  }
+  std::vector<entry> effective;
+  if (!error) {
+    try {
+      std::vector<std::vector<raw_setting>> settings;
+      for (const auto& l : layers_) settings.push_back(*l.last);
+      document doc = validate_settings(merge_settings(std::move(settings)), schema_, name_);
+      auto current = map_.snapshot();
+      map_type::batch b;
+      std::map<std::string_view, const value*> fresh_keys;
+      for (const auto& e : doc.entries) {
+        fresh_keys.emplace(e.key, &e.val);
+        auto old = current.find(e.key);
+        if (old && *old == e.val) continue;
+        b.insert_or_assign(e.key, e.val);
+        changes.push_back({e.key, std::move(old), e.val, 0});
       }
-    });
-    ev.version = b.empty() ? current.version() : map_.apply(b);
-    ev.accepted = true;
-    for (auto& c : changes) {
-      c.version = ev.version;
-      ev.changed_keys.push_back(c.key);
+      current.for_each([&](const std::string& k, const value& v) {
+        if (!fresh_keys.count(k)) {
+          b.erase(k);
+          changes.push_back({k, v, std::nullopt, 0});
+        }
+      });
+      ev.version = b.empty() ? current.version() : map_.apply(b);
+      ev.accepted = true;
+      for (auto& c : changes) {
+        c.version = ev.version;
+        ev.changed_keys.push_back(c.key);
+      }
+      effective = std::move(doc.entries);
+      accepted_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    } catch (const config_error& e) {
+      error = e;
+    } catch (const std::exception& e) {
+      error.emplace(name_, 0, "", e.what());
     }
-    accepted_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-  } catch (const config_error& e) {
+  }
+  if (error) {
     ev.accepted = false;
-    ev.error = e.what();
-    if (error_out) error_out->emplace(e);
+    ev.error = error->what();
+    if (error_out) error_out->emplace(*error);
     ev.version = map_.version();
     changes.clear();
+    ev.changed_keys.clear();
     rejected_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
   }
   {
     std::lock_guard g(event_mutex_);
     last_event_ = ev;
+    layer_failed_.resize(layers_.size());
+    for (std::size_t i = 0; i < layers_.size(); ++i) layer_failed_[i] = layers_[i].failed;
+    if (ev.accepted) {
+      last_accept_time_ = unix_now();
+      effective_ = std::move(effective);
+    } else {
+      last_error_time_ = unix_now();
+    }
   }
   notify(ev, changes);
   return ev;
+}
+
+std::vector<std::string> config_store::source_names() const {
+  std::vector<std::string> out;
+  for (const auto& l : layers_) out.push_back(l.src->name());
+  return out;
+}
+
+std::vector<entry> config_store::effective() const {
+  std::lock_guard g(event_mutex_);
+  return effective_;
+}
+
+config_stats config_store::stats() const {
+  config_stats st;
+  st.reloads_accepted = reloads_accepted();
+  st.reloads_rejected = reloads_rejected();
+  st.version = version();
+  st.callback_errors = callback_errors();
+  {
+    std::lock_guard g(event_mutex_);
+    st.last_accepted_time = last_accept_time_;
+    st.last_error_time = last_error_time_;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const bool failed = i < layer_failed_.size() && layer_failed_[i];
+      st.sources.push_back({layers_[i].src->name(), !failed, 0});
+    }
+  }
+  for (std::size_t i = 0; i < layers_.size(); ++i) {  // status() outside event_mutex_: it takes the source's lock
+    const source_status ss = layers_[i].src->status();
+    st.sources[i].ok = st.sources[i].ok && ss.st != source_status::state::failed;
+    st.sources[i].revision = ss.revision;
+  }
+  return st;
 }
 
 void config_store::notify(const reload_event& ev, const std::vector<change>& changes) {

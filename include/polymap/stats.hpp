@@ -1,4 +1,5 @@
-// polymap/stats.hpp — what every map's stats() returns.
+// polymap/stats.hpp — what every map's stats() returns, and what
+// config::config_store::stats() returns.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +21,22 @@ struct stats_t {
                                  // (snapshot_map: rebuilds of its read index)
   std::uint64_t lock_waits = 0;  // lock acquisitions that found the lock taken
   std::size_t bytes = 0;         // memory held by the table (approximate; 0 if unknown)
+};
+
+// A config_store's reload counters (polymap::to_prometheus renders them).
+struct config_stats {
+  std::uint64_t reloads_accepted = 0;  // the first load included
+  std::uint64_t reloads_rejected = 0;
+  std::uint64_t version = 0;          // the snapshot_map version in force
+  std::uint64_t callback_errors = 0;  // subscriber calls that threw
+  double last_accepted_time = 0;      // unix seconds of the last accepted reload; 0: never
+  double last_error_time = 0;         // unix seconds of the last rejected reload; 0: never
+  struct source {
+    std::string name;            // config_source::name()
+    bool ok = true;              // its last load succeeded and its status is not failed
+    std::uint64_t revision = 0;  // source_status::revision
+  };
+  std::vector<source> sources;  // in precedence order
 };
 
 }  // namespace polymap

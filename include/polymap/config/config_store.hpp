@@ -1,5 +1,6 @@
 // polymap/config/config_store.hpp — a typed configuration loaded from a JSON
-// or TOML file into a snapshot_map, reloaded when the file changes.
+// or TOML file (or a stack of sources: files, conf.d directories, environment
+// variables, etcd) into a snapshot_map, reloaded when a source changes.
 //
 // CONTRACT
 //   A schema names the keys a file may set: each a config_key<T> (T is bool,
@@ -22,13 +23,21 @@
 //   Reads (get, find, snapshot, version) are snapshot_map reads: lock-free,
 //   safe from any thread, at any time, including during a reload.
 //
-//   Reloads happen on reload() or, with options::watch, on a watcher thread
-//   that follows the file's directory with inotify: a file replaced by
-//   rename (IN_MOVED_TO), rewritten in place (IN_CLOSE_WRITE), deleted or
-//   chmod-ed. Events are coalesced: the watcher reloads once the directory
-//   has been quiet for options::settle, so a burst of writes costs a few
-//   reloads, and the last one reads the final content. The destructor stops
-//   and joins the watcher.
+//   Reloads happen on reload() or, with options::watch, when a source
+//   announces a change (config_source::watch). A file source follows, with
+//   inotify, every directory and symlink its path resolves through
+//   (re-resolved after each change: Kubernetes `..data` swaps, a directory
+//   replaced by mv, a file deleted and recreated), and announces a change
+//   only once the file is complete: no writer that modified it still has it
+//   open, and its size and mtime held still for options::settle; only events
+//   for the watched names count, and the wait is capped by
+//   options::max_delay (see sources.hpp). The destructor stops every source.
+//
+//   Layers: a store built from several sources merges them in order, a
+//   later source overriding an earlier one key by key, then validates the
+//   merged settings as one whole and publishes them as one version (or
+//   rejects them and keeps the last good config). entry::origin says which
+//   source set each effective value.
 //
 //   Subscribers run after each publish, on the thread that reloaded, in
 //   publish order, one call per changed key with the old and new values
@@ -57,8 +66,10 @@
 
 #include <fmt/format.h>
 
+#include "polymap/config/source.hpp"
 #include "polymap/result.hpp"
 #include "polymap/snapshot_map.hpp"
+#include "polymap/stats.hpp"
 #include "polymap/value.hpp"
 
 namespace polymap::config {
@@ -220,8 +231,9 @@ enum class file_format { automatic, json, toml };
 struct entry {
   std::string key;
   value val;
-  bool from_file = false;  // false: the schema's default
+  bool from_file = false;  // false: the schema's default (set by a source: a file, env, etcd)
   int line = 0;            // where the file set it (TOML), 0 if unknown
+  std::string origin;      // which source set it (a file path, "env:APP_X", ...); empty: the default
 };
 
 // A validated file: every schema key plus allowed unknown keys, sorted by key.
@@ -235,6 +247,17 @@ document parse_document(std::string_view text, file_format fmt, const std::strin
 // Reads, parses and validates a file (format from the extension: .json or
 // .toml; otherwise sniffed). Throws config_error.
 document load_document(const std::filesystem::path& file, const schema& s, file_format fmt = file_format::automatic);
+
+// The two halves of parse_document, for sources and layers:
+// parse_settings parses text into flat settings (origin set on each; a key
+// set twice in one text is an error); validate_settings checks merged
+// settings (each key once) against the schema, converts text settings
+// (raw_setting::is_text) to the schema's type, fills defaults, and names
+// each setting's own origin in errors. `name` becomes document::file.
+std::vector<raw_setting> parse_settings(std::string_view text, file_format fmt, const std::string& origin);
+document validate_settings(std::vector<raw_setting> settings, const schema& s, const std::string& name);
+// The format a file's name implies (.json, .toml), else `fmt`.
+file_format format_for(const std::filesystem::path& file, file_format fmt) noexcept;
 
 // A change of one key, as subscribers see it.
 struct change {
@@ -261,16 +284,23 @@ class config_store {
   using subscription = std::uint64_t;
 
   struct options {
-    bool watch = true;                            // follow the file with inotify
-    std::chrono::milliseconds settle{20};         // quiet time before a watched reload
-    file_format format = file_format::automatic;  // of the file
+    bool watch = true;                            // follow the sources (inotify for files)
+    std::chrono::milliseconds settle{20};         // quiet, stable time before a watched file reload
+    std::chrono::milliseconds max_delay{2000};    // cap on that wait (see sources.hpp)
+    file_format format = file_format::automatic;  // of the file (single-file constructor)
   };
 
   // Loads the file (throws config_error if it is rejected), then starts the
   // watcher if asked; the watch is set up before the first read, so no change
-  // made after the constructor started is missed.
+  // made after the constructor started is missed. A one-source store.
   config_store(std::filesystem::path file, schema s);
   config_store(std::filesystem::path file, schema s, options o);
+  // A store over several sources; a later source overrides an earlier one,
+  // key by key. Loads them all (throws config_error naming the source if one
+  // fails or the merged settings are rejected); with o.watch, watches each
+  // (settle/max_delay/format in `o` are the sources' own business here).
+  config_store(std::vector<std::unique_ptr<config_source>> sources, schema s);
+  config_store(std::vector<std::unique_ptr<config_source>> sources, schema s, options o);
   ~config_store();
   config_store(const config_store&) = delete;
   config_store& operator=(const config_store&) = delete;
@@ -291,13 +321,22 @@ class config_store {
   // --- reloads -----------------------------------------------------------------
   // Reads the file now; publishes it if it passes. Never throws config_error:
   // a rejection is reported in the event (and to on_reload subscribers).
+  // Reads every source now (load(), not load_changed()).
   reload_event reload();
   reload_event last_event() const;
   std::uint64_t reloads_accepted() const noexcept { return accepted_.load(std::memory_order_relaxed); }
   std::uint64_t reloads_rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
-  bool watching() const noexcept { return watcher_.joinable(); }
+  bool watching() const noexcept { return watching_; }
+  // The file of the single-file constructor; empty for a store of sources.
   const std::filesystem::path& file() const noexcept { return file_; }
   const config::schema& schema() const noexcept { return schema_; }
+  // The sources' names, in precedence order (last wins).
+  std::vector<std::string> source_names() const;
+  // The effective settings with their origins (what `config check` prints),
+  // as of the last accepted reload.
+  std::vector<entry> effective() const;
+  // Reload counters and the sources' status; polymap::to_prometheus renders them.
+  config_stats stats() const;
 
   // --- subscriptions -------------------------------------------------------------
   subscription subscribe(std::string key, std::function<void(const change&)> cb);
@@ -317,29 +356,46 @@ class config_store {
     std::function<void(const reload_event&)> on_event;
   };
 
-  reload_event load(reload_event::cause why, std::optional<config_error>* error_out = nullptr);
+  // One source and what it last gave.
+  struct layer {
+    std::unique_ptr<config_source> src;
+    std::optional<std::vector<raw_setting>> last;  // the last successful load
+    bool failed = true;                            // the last load threw (or none yet)
+  };
+
+  void start();  // the constructors' common part: watch, first load, throw if rejected
+  void stop_sources() noexcept;
+  void on_change(std::size_t layer);  // a source's `changed` callback
+  // fresh: every layer load()ed (initial, manual); else the layer `changed`
+  // and any whose last load failed are load_changed()ed. Then merges,
+  // validates, publishes, notifies.
+  reload_event load(reload_event::cause why, bool fresh, std::size_t changed = 0,
+                    std::optional<config_error>* error_out = nullptr);
   void notify(const reload_event& ev, const std::vector<change>& changes);
-  void watch_loop();
-  void start_watch();
 
   std::filesystem::path file_;
   config::schema schema_;
   options opts_;
   map_type map_;
 
-  std::mutex reload_mutex_;         // Protects: the load-validate-publish-notify sequence (one at a time, in order).
-  mutable std::mutex event_mutex_;  // Protects: last_event_, last_callback_error_.
+  std::mutex reload_mutex_;         // Protects: the load-validate-publish-notify sequence (one at a time, in
+                                    // order), layers_[i].last and .failed.
+  std::vector<layer> layers_;       // the vector itself and each src are fixed after construction
+  std::string name_;                // the stack in errors: a lone file's path, else the sources' names
+  bool started_ = false;            // the first load ran (a change announced before it is covered by it)
+  mutable std::mutex event_mutex_;  // Protects: last_event_, last_callback_error_, last_*_time_, effective_,
+                                    // layer_failed_.
   reload_event last_event_;
   std::string last_callback_error_;
-  std::mutex subs_mutex_;  // Protects: subs_, next_id_.
+  double last_error_time_ = 0, last_accept_time_ = 0;  // unix seconds, 0: never
+  std::vector<entry> effective_;
+  std::vector<bool> layer_failed_;  // a copy of layers_[i].failed, for stats()
+  std::mutex subs_mutex_;           // Protects: subs_, next_id_.
   std::vector<std::shared_ptr<const subscriber>> subs_;
   subscription next_id_ = 1;
   // relaxed (all three): statistics, ordering nothing.
   std::atomic<std::uint64_t> accepted_{0}, rejected_{0}, callback_errors_{0};
-
-  int inotify_fd_ = -1;
-  int stop_fd_ = -1;  // eventfd: the destructor's stop signal to the watcher
-  std::thread watcher_;
+  bool watching_ = false;  // set in the constructor only
 };
 
 }  // namespace polymap::config

@@ -35,12 +35,12 @@ namespace polymap::config {
 
 // One setting as a source gives it.
 struct raw_setting {
-  std::string key;          // dotted name, e.g. "http.timeout_ms"
-  value val;                // typed where the source has types (JSON, TOML)
-  bool is_text = false;     // true: val is a string to be parsed by the schema's
-                            // type (environment variables, etcd plain text)
-  std::string origin;       // which source/file set it, e.g. "/etc/app/conf.d/10-a.toml"
-  int line = 0;             // where in that file, 0 if unknown
+  std::string key;       // dotted name, e.g. "http.timeout_ms"
+  value val;             // typed where the source has types (JSON, TOML)
+  bool is_text = false;  // true: val is a string to be parsed by the schema's
+                         // type (environment variables, etcd plain text)
+  std::string origin;    // which source/file set it, e.g. "/etc/app/conf.d/10-a.toml"
+  int line = 0;          // where in that file, 0 if unknown
 };
 
 // How a source is doing.
@@ -60,6 +60,13 @@ class config_source {
   virtual std::string name() const = 0;
   // The source's whole content now. Throws config_error.
   virtual std::vector<raw_setting> load() = 0;
+  // What the last `changed` call announced. A source that checks a change
+  // before announcing it (a watched file source reads the file once it is
+  // complete, with no writer left) returns that checked state here, so a
+  // half-written file read later cannot slip in; config_store calls this
+  // after `changed`, and load() for reload() and the first load. Default:
+  // load(). Throws config_error.
+  virtual std::vector<raw_setting> load_changed() { return load(); }
   // Start following the source (see CONTRACT). Default: nothing to follow.
   virtual void watch(std::function<void()> changed) { (void)changed; }
   // End the watch; returns after the last `changed` call returned.
