@@ -10,8 +10,11 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
+#include "polymap/config/etcd_source.hpp"
 
 namespace {
 
@@ -23,12 +26,51 @@ struct config_args {
   bool no_schema = false;
   double seconds = 0;
   std::string format = "auto";
+  bool json = false;
 };
+
+nlohmann::json json_of(const polymap::value& v) {
+  if (const auto* b = v.get_if<bool>()) return *b;
+  if (const auto* i = v.get_if<std::int64_t>()) return *i;
+  if (const auto* d = v.get_if<double>()) return *d;
+  if (const auto* s = v.get_if<std::string>()) return *s;
+  return v.to_string();
+}
+
+// check --json: {"source", "ok", "revision", "settings": [{key, value, type, origin}]} or {"ok": false, "error"}.
+void print_json(const std::string& source, const std::vector<cfg::entry>* entries, std::uint64_t revision,
+                const std::string& error) {
+  nlohmann::json j = {{"source", source}, {"ok", entries != nullptr}};
+  if (entries != nullptr) {
+    j["revision"] = revision;
+    auto& out = j["settings"] = nlohmann::json::array();
+    for (const auto& e : *entries)
+      out.push_back({{"key", e.key},
+                     {"value", json_of(e.val)},
+                     {"type", e.val.type_name()},
+                     {"origin", !e.from_file       ? "default"
+                                : e.origin.empty() ? "file"
+                                                   : e.origin}});
+  } else {
+    j["error"] = error;
+  }
+  fmt::print("{}\n", j.dump(2));
+}
 
 cfg::schema pick_schema(const config_args& a) {
   if (a.no_schema) return cfg::schema::any();
   if (!a.schema_path.empty()) return cfg::schema::from_json_file(a.schema_path);
   return cfg::schema::demo();
+}
+
+// FILE may be an etcd prefix (etcd://host:port/prefix/): a store over one
+// etcd_source. Throws config_error.
+std::unique_ptr<cfg::config_store> etcd_store(const config_args& a, bool watch) {
+  std::vector<std::unique_ptr<cfg::config_source>> sources;
+  sources.push_back(std::make_unique<cfg::etcd_source>(a.file));
+  cfg::config_store::options o;
+  o.watch = watch;
+  return std::make_unique<cfg::config_store>(std::move(sources), pick_schema(a), o);
 }
 
 cfg::file_format pick_format(const std::string& f) {
@@ -44,15 +86,34 @@ std::string schema_name(const config_args& a) {
 }
 
 void run_check(const config_args& a) {
+  if (cfg::etcd_url::is_etcd(a.file)) {
+    try {
+      const auto store = etcd_store(a, false);
+      const auto entries = store->effective();
+      const auto revision = store->stats().sources.at(0).revision;
+      if (a.json) return print_json(a.file, &entries, revision, "");
+      fmt::print("{}: OK ({} keys at etcd revision {}; schema: {})\n", a.file, entries.size(), revision,
+                 schema_name(a));
+      for (const auto& e : entries)
+        fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), e.from_file ? e.origin : "default");
+      return;
+    } catch (const cfg::config_error& e) {
+      if (a.json) print_json(a.file, nullptr, 0, e.what());
+      fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  }
   try {
     const auto s = pick_schema(a);
     const auto doc = cfg::load_document(a.file, s, pick_format(a.format));
+    if (a.json) return print_json(a.file, &doc.entries, 0, "");
     fmt::print("{}: OK ({} keys; schema: {})\n", a.file, doc.entries.size(), schema_name(a));
     for (const auto& e : doc.entries) {
       std::string origin = e.from_file ? (e.line > 0 ? fmt::format("file, line {}", e.line) : "file") : "default";
       fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), origin);
     }
   } catch (const cfg::config_error& e) {
+    if (a.json) print_json(a.file, nullptr, 0, e.what());
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }
@@ -70,7 +131,8 @@ void run_watch(const config_args& a) {
   try {
     cfg::config_store::options o;
     o.format = pick_format(a.format);
-    store = std::make_unique<cfg::config_store>(a.file, pick_schema(a), o);
+    store = cfg::etcd_url::is_etcd(a.file) ? etcd_store(a, true)
+                                           : std::make_unique<cfg::config_store>(a.file, pick_schema(a), o);
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
@@ -111,7 +173,8 @@ void run_watch(const config_args& a) {
 }
 
 void add_common(CLI::App* c, config_args& a) {
-  c->add_option("FILE", a.file, "The configuration file (.json or .toml)")->required();
+  c->add_option("FILE", a.file, "The configuration file (.json or .toml), or an etcd prefix: etcd://host:port/prefix/")
+      ->required();
   auto* schema = c->add_option("--schema", a.schema_path,
                                "A schema in JSON (see docs/config.md); default: the built-in demo schema");
   c->add_flag("--no-schema", a.no_schema, "Accept any keys: check syntax and supported types only")->excludes(schema);
@@ -127,6 +190,7 @@ void add_config(CLI::App& root) {
   auto check_args = std::make_shared<config_args>();
   auto* check = cmd->add_subcommand("check", "Validate FILE against a schema and print the effective settings");
   add_common(check, *check_args);
+  check->add_flag("--json", check_args->json, "Print the result as JSON on stdout (errors too)");
   check->callback([check_args] { run_check(*check_args); });
 
   auto watch_args = std::make_shared<config_args>();
