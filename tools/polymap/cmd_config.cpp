@@ -13,8 +13,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
+#include "polymap/config/etcd_source.hpp"
 #include "polymap/config/sources.hpp"
 
 namespace {
@@ -28,12 +31,57 @@ struct config_args {
   bool no_schema = false;
   double seconds = 0;
   std::string format = "auto";
+  bool json = false;
 };
+
+nlohmann::json json_of(const polymap::value& v) {
+  if (const auto* b = v.get_if<bool>()) return *b;
+  if (const auto* i = v.get_if<std::int64_t>()) return *i;
+  if (const auto* d = v.get_if<double>()) return *d;
+  if (const auto* s = v.get_if<std::string>()) return *s;
+  return v.to_string();
+}
+
+// check --json: {"source", "ok", "revision", "settings": [{key, value, type, origin}]} or {"ok": false, "error"}.
+void print_json(const std::string& source, const std::vector<cfg::entry>* entries, std::uint64_t revision,
+                const std::string& error) {
+  nlohmann::json j = {{"source", source}, {"ok", entries != nullptr}};
+  if (entries != nullptr) {
+    j["revision"] = revision;
+    auto& out = j["settings"] = nlohmann::json::array();
+    for (const auto& e : *entries)
+      out.push_back({{"key", e.key},
+                     {"value", json_of(e.val)},
+                     {"type", e.val.type_name()},
+                     {"origin", !e.from_file       ? "default"
+                                : e.origin.empty() ? "file"
+                                                   : e.origin}});
+  } else {
+    j["error"] = error;
+  }
+  fmt::print("{}\n", j.dump(2));
+}
 
 cfg::schema pick_schema(const config_args& a) {
   if (a.no_schema) return cfg::schema::any();
   if (!a.schema_path.empty()) return cfg::schema::from_json_file(a.schema_path);
   return cfg::schema::demo();
+}
+
+// FILE may be an etcd prefix (etcd://host:port/prefix/). Alone, it gets a
+// store over one etcd_source (its revision is printed); among files it is one
+// more layer.
+bool is_single_etcd(const config_args& a) {
+  return a.files.size() == 1 && cfg::etcd_url::is_etcd(a.files.front());
+}
+
+// A store over the one etcd_source of is_single_etcd(a). Throws config_error.
+std::unique_ptr<cfg::config_store> etcd_store(const config_args& a, bool watch) {
+  std::vector<std::unique_ptr<cfg::config_source>> sources;
+  sources.push_back(std::make_unique<cfg::etcd_source>(a.files.front()));
+  cfg::config_store::options o;
+  o.watch = watch;
+  return std::make_unique<cfg::config_store>(std::move(sources), pick_schema(a), o);
 }
 
 cfg::file_format pick_format(const std::string& f) {
@@ -45,7 +93,12 @@ cfg::file_format pick_format(const std::string& f) {
 // The sources, in precedence order: the files and directories as given, then the environment.
 std::vector<std::unique_ptr<cfg::config_source>> make_sources(const config_args& a) {
   std::vector<std::unique_ptr<cfg::config_source>> out;
-  for (const auto& f : a.files) out.push_back(cfg::make_path_source(f, pick_format(a.format)));
+  for (const auto& f : a.files) {
+    if (cfg::etcd_url::is_etcd(f))
+      out.push_back(std::make_unique<cfg::etcd_source>(f));
+    else
+      out.push_back(cfg::make_path_source(f, pick_format(a.format)));
+  }
   if (!a.env_prefix.empty()) out.push_back(std::make_unique<cfg::env_source>(a.env_prefix));
   return out;
 }
@@ -63,16 +116,35 @@ std::string schema_name(const config_args& a) {
 }
 
 void run_check(const config_args& a) {
+  if (is_single_etcd(a)) {
+    try {
+      const auto store = etcd_store(a, false);
+      const auto entries = store->effective();
+      const auto revision = store->stats().sources.at(0).revision;
+      if (a.json) return print_json(a.files.front(), &entries, revision, "");
+      fmt::print("{}: OK ({} keys at etcd revision {}; schema: {})\n", a.files.front(), entries.size(), revision,
+                 schema_name(a));
+      for (const auto& e : entries)
+        fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), e.from_file ? e.origin : "default");
+      return;
+    } catch (const cfg::config_error& e) {
+      if (a.json) print_json(a.files.front(), nullptr, 0, e.what());
+      fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  }
   try {
     const auto s = pick_schema(a);
     const auto srcs = make_sources(a);
     const auto doc = cfg::load_sources(srcs, s);
+    if (a.json) return print_json(sources_name(srcs), &doc.entries, 0, "");
     fmt::print("{}: OK ({} keys; schema: {})\n", sources_name(srcs), doc.entries.size(), schema_name(a));
     for (const auto& e : doc.entries) {
       std::string origin = !e.from_file ? "default" : e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
       fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin);
     }
   } catch (const cfg::config_error& e) {
+    if (a.json) print_json(fmt::format("{}", fmt::join(a.files, ", ")), nullptr, 0, e.what());
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }
@@ -88,7 +160,8 @@ void run_watch(const config_args& a) {
   if (a.seconds <= 0) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::unique_ptr<cfg::config_store> store;
   try {
-    store = std::make_unique<cfg::config_store>(make_sources(a), pick_schema(a));
+    store =
+        is_single_etcd(a) ? etcd_store(a, true) : std::make_unique<cfg::config_store>(make_sources(a), pick_schema(a));
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
@@ -130,8 +203,9 @@ void run_watch(const config_args& a) {
 
 void add_common(CLI::App* c, config_args& a) {
   c->add_option("FILE", a.files,
-                "Configuration files (.json or .toml) or conf.d directories (their *.json and *.toml merged in "
-                "name order); a later one overrides an earlier one, key by key")
+                "Configuration files (.json or .toml), conf.d directories (their *.json and *.toml merged in "
+                "name order) or etcd prefixes (etcd://host:port/prefix/); a later one overrides an earlier one, "
+                "key by key")
       ->required();
   c->add_option("--env", a.env_prefix,
                 "Also read environment variables PREFIX<KEY>, overriding the files: with --env APP_, "
@@ -153,6 +227,7 @@ void add_config(CLI::App& root) {
   auto* check = cmd->add_subcommand(
       "check", "Validate FILE... (merged) against a schema and print the effective settings and where each came from");
   add_common(check, *check_args);
+  check->add_flag("--json", check_args->json, "Print the result as JSON on stdout (errors too)");
   check->callback([check_args] { run_check(*check_args); });
 
   auto watch_args = std::make_shared<config_args>();
