@@ -35,6 +35,21 @@ thread_local const config_store* notifying = nullptr;
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+
+// Any exception as a config_error about `file`.
+config_error as_config_error(std::exception_ptr ep, const std::string& file) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const config_error& e) {
+    return e;
+  } catch (const std::bad_alloc&) {
+    return config_error(file, 0, "", "out of memory while loading it");
+  } catch (const std::exception& e) {
+    return config_error(file, 0, "", fmt::format("unexpected error: {}", e.what()));
+  } catch (...) {
+    return config_error(file, 0, "", "unexpected error (a non-standard exception)");
+  }
+}
 }  // namespace
 
 config_store::config_store(std::filesystem::path file, config::schema s)
@@ -130,9 +145,9 @@ reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t
     } catch (const config_error& e) {
       l.failed = true;
       if (!error) error = e;
-    } catch (const std::exception& e) {
+    } catch (...) {  // bad_alloc or anything else: a rejected reload naming the source
       l.failed = true;
-      if (!error) error.emplace(l.src->name(), 0, "", e.what());
+      if (!error) error = as_config_error(std::current_exception(), l.src->name());
     }
   }
   std::vector<entry> effective;
@@ -165,10 +180,8 @@ reload_event config_store::load(reload_event::cause why, bool fresh, std::size_t
       }
       effective = std::move(doc.entries);
       accepted_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-    } catch (const config_error& e) {
-      error = e;
-    } catch (const std::exception& e) {
-      error.emplace(name_, 0, "", e.what());
+    } catch (...) {  // validation or publishing (bad_alloc included): a rejected reload
+      error = as_config_error(std::current_exception(), name_);
     }
   }
   if (error) {

@@ -103,15 +103,16 @@ TEST(ConfigParse, RejectionsNameFileLineAndKey) {
     const char* key;
     const char* says;
   };
+  // JSON values are reported on their key's line.
   const bad cases[] = {
       {"{\n  \"http\": {\n    \"timeout_ms\": ,\n  }\n}", file_format::json, 3, "", "malformed JSON"},
-      {"{\"http\": {\"timeout_ms\": 0}}", file_format::json, 0, "http.timeout_ms", "out of range"},
-      {"{\"http\": {\"timeout_ms\": \"fast\"}}", file_format::json, 0, "http.timeout_ms",
+      {"{\"http\": {\"timeout_ms\": 0}}", file_format::json, 1, "http.timeout_ms", "out of range"},
+      {"{\"http\": {\"timeout_ms\": \"fast\"}}", file_format::json, 1, "http.timeout_ms",
        "expected int64, found string"},
-      {"{\"http\": {\"timout_ms\": 5}}", file_format::json, 0, "http.timout_ms", "unknown key"},
-      {"{\"log\": {\"level\": \"loud\"}}", file_format::json, 0, "log.level", "not one of"},
-      {"{\"limits\": {\"ratio\": [1, 2]}}", file_format::json, 0, "limits.ratio", "arrays"},
-      {"{\"http\": {\"host\": null}}", file_format::json, 0, "http.host", "null"},
+      {"{\"http\": {\"timout_ms\": 5}}", file_format::json, 1, "http.timout_ms", "unknown key"},
+      {"{\"log\": {\"level\": \"loud\"}}", file_format::json, 1, "log.level", "not one of"},
+      {"{\"limits\": {\"ratio\": [1, 2]}}", file_format::json, 1, "limits.ratio", "arrays"},
+      {"{\"http\": {\"host\": null}}", file_format::json, 1, "http.host", "null"},
       {"[1, 2]", file_format::json, 1, "", "top level"},
       {"", file_format::json, 1, "", "malformed JSON"},
       {"[http]\ntimeout_ms = 5\nhost = \n", file_format::toml, 3, "", "malformed TOML"},

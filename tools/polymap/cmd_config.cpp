@@ -2,6 +2,7 @@
 // environment variables) against a schema, or watch them and print every
 // reload the config_store accepts or rejects.
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -34,32 +35,40 @@ struct config_args {
   bool json = false;
 };
 
+// A setting's value as JSON (a non-finite double, which JSON cannot hold, as its text).
 nlohmann::json json_of(const polymap::value& v) {
   if (const auto* b = v.get_if<bool>()) return *b;
   if (const auto* i = v.get_if<std::int64_t>()) return *i;
-  if (const auto* d = v.get_if<double>()) return *d;
+  if (const auto* d = v.get_if<double>()) return std::isfinite(*d) ? nlohmann::json(*d) : nlohmann::json(v.to_string());
   if (const auto* s = v.get_if<std::string>()) return *s;
   return v.to_string();
 }
 
-// check --json: {"source", "ok", "revision", "settings": [{key, value, type, origin}]} or {"ok": false, "error"}.
-void print_json(const std::string& source, const std::vector<cfg::entry>* entries, std::uint64_t revision,
-                const std::string& error) {
-  nlohmann::json j = {{"source", source}, {"ok", entries != nullptr}};
+// check --json: {"ok": true, "source", "schema", "revision", "entries": [{key, value, type, from_file, line,
+// origin}]} or {"ok": false, "source", "schema", "errors": [{file, line, key, problem, message}]}.
+void print_json(const std::string& source, const std::string& schema, const std::vector<cfg::entry>* entries,
+                std::uint64_t revision, const cfg::config_error* error) {
+  nlohmann::json j = {{"source", source}, {"schema", schema}, {"ok", entries != nullptr}};
   if (entries != nullptr) {
     j["revision"] = revision;
-    auto& out = j["settings"] = nlohmann::json::array();
+    auto& out = j["entries"] = nlohmann::json::array();
     for (const auto& e : *entries)
       out.push_back({{"key", e.key},
                      {"value", json_of(e.val)},
                      {"type", e.val.type_name()},
+                     {"from_file", e.from_file},
+                     {"line", e.line},
                      {"origin", !e.from_file       ? "default"
                                 : e.origin.empty() ? "file"
                                                    : e.origin}});
-  } else {
-    j["error"] = error;
+  } else if (error != nullptr) {
+    auto& out = j["errors"] = nlohmann::json::array();
+    for (const auto& p : error->problems())
+      out.push_back(
+          {{"file", p.file}, {"line", p.line}, {"key", p.key}, {"problem", p.problem}, {"message", p.message()}});
   }
-  fmt::print("{}\n", j.dump(2));
+  // Invalid UTF-8 in a key or value is replaced rather than failing the dump.
+  fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 cfg::schema pick_schema(const config_args& a) {
@@ -121,14 +130,14 @@ void run_check(const config_args& a) {
       const auto store = etcd_store(a, false);
       const auto entries = store->effective();
       const auto revision = store->stats().sources.at(0).revision;
-      if (a.json) return print_json(a.files.front(), &entries, revision, "");
+      if (a.json) return print_json(a.files.front(), schema_name(a), &entries, revision, nullptr);
       fmt::print("{}: OK ({} keys at etcd revision {}; schema: {})\n", a.files.front(), entries.size(), revision,
                  schema_name(a));
       for (const auto& e : entries)
         fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), e.from_file ? e.origin : "default");
       return;
     } catch (const cfg::config_error& e) {
-      if (a.json) print_json(a.files.front(), nullptr, 0, e.what());
+      if (a.json) print_json(a.files.front(), schema_name(a), nullptr, 0, &e);
       fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
       throw CLI::RuntimeError(1);
     }
@@ -137,14 +146,14 @@ void run_check(const config_args& a) {
     const auto s = pick_schema(a);
     const auto srcs = make_sources(a);
     const auto doc = cfg::load_sources(srcs, s);
-    if (a.json) return print_json(sources_name(srcs), &doc.entries, 0, "");
+    if (a.json) return print_json(sources_name(srcs), schema_name(a), &doc.entries, 0, nullptr);
     fmt::print("{}: OK ({} keys; schema: {})\n", sources_name(srcs), doc.entries.size(), schema_name(a));
     for (const auto& e : doc.entries) {
       std::string origin = !e.from_file ? "default" : e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
       fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin);
     }
   } catch (const cfg::config_error& e) {
-    if (a.json) print_json(fmt::format("{}", fmt::join(a.files, ", ")), nullptr, 0, e.what());
+    if (a.json) print_json(fmt::format("{}", fmt::join(a.files, ", ")), schema_name(a), nullptr, 0, &e);
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }

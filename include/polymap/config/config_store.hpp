@@ -18,7 +18,17 @@
 //   (apply), so a reader that takes snapshot() sees one file's values, never
 //   a mix of two. A rejected reload (unreadable, malformed or invalid file)
 //   leaves the config in force as it was and reports an error naming the
-//   file, the line where the parser gives one, and the key.
+//   file, the line where the parser gives one, and the key; every problem of
+//   a file is reported at once (config_error::problems()).
+//
+//   Parsing is bounded and total (parse_limits): only regular files are read
+//   (non-blocking open, fstat), up to max_file_bytes; nesting past max_depth,
+//   keys past max_key_bytes and more than max_entries settings are errors;
+//   no step recurses to a depth the input controls. Values are strict:
+//   numbers past the double or int64 range, underflow to 0, inf/nan (unless
+//   allowed per key), duplicate keys, NUL bytes and empty key names are
+//   rejected. Nothing but config_error leaves parsing, loading or the
+//   constructor for anything about the input; reload() throws nothing.
 //
 //   Reads (get, find, snapshot, version) are snapshot_map reads: lock-free,
 //   safe from any thread, at any time, including during a reload.
@@ -49,6 +59,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -74,31 +85,64 @@
 
 namespace polymap::config {
 
-// A rejected file: what(), plus the parts of the location that are known.
-class config_error : public std::runtime_error {
- public:
-  config_error(std::string file, int line, std::string key, const std::string& problem)
-      : std::runtime_error(compose(file, line, key, problem)),
-        file_(std::move(file)),
-        line_(line),
-        key_(std::move(key)),
-        problem_(problem) {}
-  const std::string& file() const noexcept { return file_; }
-  int line() const noexcept { return line_; }               // 0 when unknown
-  const std::string& key() const noexcept { return key_; }  // empty when not about one key
-  const std::string& problem() const noexcept { return problem_; }
-
- private:
-  static std::string compose(const std::string& file, int line, const std::string& key, const std::string& problem) {
+// One thing wrong with a file: where (file, line where known, key where it
+// is about one) and what.
+struct config_problem {
+  std::string file;
+  int line = 0;         // 0 when unknown
+  std::string key;      // empty when not about one key
+  std::string problem;  // what is wrong, e.g. "0 is out of range [1, 60000]"
+  // "file:line: key 'k': problem" (the parts that are known).
+  std::string message() const {
     std::string where = file;
     if (line > 0) where += fmt::format(":{}", line);
     if (key.empty()) return fmt::format("{}: {}", where, problem);
     return fmt::format("{}: key '{}': {}", where, key, problem);
   }
-  std::string file_;
-  int line_;
-  std::string key_;
-  std::string problem_;
+};
+
+// A rejected file (or schema): every problem found, in file order (a syntax
+// error stops the parse, so it comes alone or last). what() is one line per
+// problem, the first line the first problem; file(), line(), key() and
+// problem() describe the first. This is the only exception that
+// parse_document, load_document, schema::from_json and config_store's
+// constructor throw for anything about the input (including running out of
+// memory on it).
+class config_error : public std::runtime_error {
+ public:
+  config_error(std::string file, int line, std::string key, const std::string& problem)
+      : config_error(std::vector<config_problem>{{std::move(file), line, std::move(key), problem}}) {}
+  // `problems` must not be empty.
+  explicit config_error(std::vector<config_problem> problems)
+      : std::runtime_error(compose(problems)), problems_(std::move(problems)) {}
+  const std::string& file() const noexcept { return problems_.front().file; }
+  int line() const noexcept { return problems_.front().line; }               // 0 when unknown
+  const std::string& key() const noexcept { return problems_.front().key; }  // empty when not about one key
+  const std::string& problem() const noexcept { return problems_.front().problem; }
+  const std::vector<config_problem>& problems() const noexcept { return problems_; }
+
+ private:
+  static std::string compose(const std::vector<config_problem>& problems) {
+    if (problems.empty()) return "config_error without a problem";
+    std::string out;
+    for (const auto& p : problems) {
+      if (!out.empty()) out += '\n';
+      out += p.message();
+    }
+    return out;
+  }
+  std::vector<config_problem> problems_;
+};
+
+// Bounds on what a file may make the parser do (see docs/config.md,
+// "Limits"). A file past any of them is rejected with a config_error that
+// names the limit.
+struct parse_limits {
+  std::size_t max_file_bytes = std::size_t{4} << 20;  // 4 MiB; checked with fstat and while reading
+  int max_depth = 64;                                 // nesting of tables, arrays and dotted key parts
+  std::size_t max_key_bytes = 1024;                   // a whole dotted key
+  std::size_t max_entries = 65536;                    // settings in one file
+  std::size_t max_problems = 50;                      // reported in one config_error (the rest counted)
 };
 
 template <class T>
@@ -109,11 +153,12 @@ concept config_type = std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t>
 template <class T>
 using validator = std::function<std::string(const T&)>;
 
-// lo <= v <= hi, for int64 and double keys.
+// lo <= v <= hi, for int64 and double keys; NaN is out of every range.
 template <class L, class H>
 auto in_range(L lo, H hi) {
   return [lo, hi](const auto& v) -> std::string {
-    if (v < lo || v > hi) return fmt::format("{} is out of range [{}, {}]", v, lo, hi);
+    // Written so that NaN (which compares false with everything) fails.
+    if (!(v >= lo && v <= hi)) return fmt::format("{} is out of range [{}, {}]", v, lo, hi);
     return {};
   };
 }
@@ -141,7 +186,14 @@ struct key_spec {
   value default_value;                             // when !required
   std::function<std::string(const value&)> check;  // may be empty; called with a value of `kind`
   std::string description;
+  bool allow_non_finite = false;  // double keys: accept TOML inf/nan (never JSON overflow such as 1e400)
+  bool duration = false;          // int64 keys: milliseconds, also written as "250ms", "2s", "1m30s", "1h"
 };
+
+// A duration as a config file writes it: one or more <digits><unit> parts,
+// units h, m, s, ms ("250ms", "2s", "1m30s", "1h"), to milliseconds.
+// nullopt if malformed or past the int64 range.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) noexcept;
 
 // The kind name a schema and error messages use.
 std::string_view kind_name(value::kind k) noexcept;
@@ -169,6 +221,17 @@ class config_key : public key<T> {
       : config_key(std::move(name), std::string(default_value), std::move(check), std::move(description)) {}
 
   bool is_required() const noexcept { return !default_.has_value(); }
+  // Int64 keys: a duration in milliseconds, which files may also write as
+  // "250ms", "2s", "1m30s" or "1h" (a bare integer is milliseconds).
+  config_key& as_duration(bool yes = true) requires std::is_same_v<T, std::int64_t> {
+    duration_ = yes;
+    return *this;
+  }
+  // Double keys: accept inf and nan from TOML files (rejected by default).
+  config_key& allow_non_finite(bool yes = true) requires std::is_same_v<T, double> {
+    allow_non_finite_ = yes;
+    return *this;
+  }
   const std::optional<T>& default_value() const noexcept { return default_; }
 
   key_spec spec() const {
@@ -181,6 +244,8 @@ class config_key : public key<T> {
       s.check = [c = check_](const value& v) { return c(*v.get_if<T>()); };
     }
     s.description = description_;
+    s.allow_non_finite = allow_non_finite_;
+    s.duration = duration_;
     return s;
   }
 
@@ -188,6 +253,8 @@ class config_key : public key<T> {
   std::optional<T> default_;
   validator<T> check_;
   std::string description_;
+  bool allow_non_finite_ = false;
+  bool duration_ = false;
 };
 
 class schema {
@@ -242,11 +309,20 @@ struct document {
   std::vector<entry> entries;
 };
 
-// Parses and validates text; `origin` names it in errors. Throws config_error.
-document parse_document(std::string_view text, file_format fmt, const std::string& origin, const schema& s);
+// Parses and validates text; `origin` names it in errors. Throws config_error
+// (and nothing else: a bad_alloc or any other failure becomes one), listing
+// every problem found (see config_error).
+document parse_document(std::string_view text, file_format fmt, const std::string& origin, const schema& s,
+                        const parse_limits& limits = {});
 // Reads, parses and validates a file (format from the extension: .json or
-// .toml; otherwise sniffed). Throws config_error.
-document load_document(const std::filesystem::path& file, const schema& s, file_format fmt = file_format::automatic);
+// .toml; otherwise sniffed). Only a regular file is read (a FIFO, device or
+// directory is rejected at once, without blocking), and only up to
+// limits.max_file_bytes. Throws config_error, and nothing else.
+document load_document(const std::filesystem::path& file, const schema& s, file_format fmt = file_format::automatic,
+                       const parse_limits& limits = {});
+// Reads a whole regular file of at most `max_bytes` (the checks above).
+// Throws config_error naming the file.
+std::string read_config_file(const std::filesystem::path& file, std::size_t max_bytes);
 
 // The two halves of parse_document, for sources and layers:
 // parse_settings parses text into flat settings (origin set on each; a key
@@ -254,7 +330,8 @@ document load_document(const std::filesystem::path& file, const schema& s, file_
 // settings (each key once) against the schema, converts text settings
 // (raw_setting::is_text) to the schema's type, fills defaults, and names
 // each setting's own origin in errors. `name` becomes document::file.
-std::vector<raw_setting> parse_settings(std::string_view text, file_format fmt, const std::string& origin);
+std::vector<raw_setting> parse_settings(std::string_view text, file_format fmt, const std::string& origin,
+                                        const parse_limits& limits = {});
 document validate_settings(std::vector<raw_setting> settings, const schema& s, const std::string& name);
 // The format a file's name implies (.json, .toml), else `fmt`.
 file_format format_for(const std::filesystem::path& file, file_format fmt) noexcept;
@@ -288,9 +365,11 @@ class config_store {
     std::chrono::milliseconds settle{20};         // quiet, stable time before a watched file reload
     std::chrono::milliseconds max_delay{2000};    // cap on that wait (see sources.hpp)
     file_format format = file_format::automatic;  // of the file (single-file constructor)
+    parse_limits limits;                          // size, depth and key bounds on the file (single-file constructor)
   };
 
-  // Loads the file (throws config_error if it is rejected), then starts the
+  // Loads the file (throws config_error if it is rejected, and nothing else
+  // about the file), then starts the
   // watcher if asked; the watch is set up before the first read, so no change
   // made after the constructor started is missed. A one-source store.
   config_store(std::filesystem::path file, schema s);

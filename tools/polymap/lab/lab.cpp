@@ -267,7 +267,8 @@ std::string render_summary(const std::vector<row>& rows, bool wide, notes& n) {
               "polymap detector",
               "polymap map"};
   // 101 columns of cells + 19 of borders = 120.
-  t.limit = wide ? std::vector<std::size_t>(6, 0) : std::vector<std::size_t>{24, 24, 15, 12, 16, 10};
+  t.limit = wide ? std::vector<std::size_t>(6, 0)
+                 : std::vector<std::size_t>{23, 24, 15, 12, 16, 11};  // 11: the header "polymap map"
   t.right.assign(6, false);
   std::string section;
   for (const auto& r : rows) {
