@@ -381,6 +381,20 @@ std::vector<map_info> available_maps() {
   return v;
 }
 
+std::vector<missing_peer> missing_peers() {
+  std::vector<missing_peer> v;
+#ifndef POLYMAP_BENCH_HAVE_TBB
+  v.push_back({"tbb_hash_map", "tbb::concurrent_hash_map (oneTBB)", "libtbb-dev"});
+#endif
+#ifndef POLYMAP_BENCH_HAVE_LIBCUCKOO
+  v.push_back({"cuckoo_map", "libcuckoo cuckoohash_map", "libcuckoo-dev"});
+#endif
+#ifndef POLYMAP_BENCH_HAVE_XENIUM
+  v.push_back({"xenium_hm", "xenium harris_michael_hash_map", "libxenium-dev"});
+#endif
+  return v;
+}
+
 std::vector<std::string> unknown_maps(const matrix& m) {
   std::vector<std::string> v;
   for (const auto& name : m.maps)

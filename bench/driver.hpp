@@ -55,6 +55,14 @@ struct progress {
 // The maps compiled into this build (peers whose packages were found).
 std::vector<map_info> available_maps();
 
+// A peer this build could not compile (its package was not found at
+// configure time): its --maps name, what it is, and the Debian 12 package
+// that brings it (then reconfigure and rebuild).
+struct missing_peer {
+  std::string name, label, package;
+};
+std::vector<missing_peer> missing_peers();
+
 // Names in m.maps that are not available (empty if all are).
 std::vector<std::string> unknown_maps(const matrix& m);
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang-14 clang-format libgtest-dev libgmock-dev libbenchmark-dev
       libboost1.81-dev libxxhash-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-      libtomlplusplus-dev libclang-rt-14-dev libfuzzer-14-dev git pkg-config)
+      libtomlplusplus-dev libclang-rt-14-dev libfuzzer-14-dev git pkg-config
+      libcurl4-openssl-dev etcd-server etcd-client)
 if [[ "${1:-}" == "--with-peers" || "${POLYMAP_PEERS:-0}" == "1" ]]; then
   pkgs+=(libtbb-dev libcuckoo-dev libcds-dev libxenium-dev prometheus)
 fi

@@ -363,7 +363,11 @@ std::vector<raw_entry> parse_json(std::string_view text, const std::string& orig
 // (each table header part, dotted key part, inline table and array counts
 // one), found with one linear pass that knows TOML's strings and comments.
 // Returns the line where the bound first passes max_depth, or 0.
-int toml_too_deep(std::string_view text, int max_depth) {
+// Also sets *non_ascii to the line of the first byte >= 0x80 outside strings
+// and comments, and returns 0 there: TOML allows none (bare keys are ASCII),
+// and toml++ 3.3 reaches an unreachable point (undefined behaviour) on some
+// such code points (found by fuzz_config_parse).
+int toml_too_deep(std::string_view text, int max_depth, int* non_ascii) {
   struct level {
     char bracket;  // '[' or '{'
     int inner;     // '[': depth of its elements; '{': depth of the table
@@ -382,6 +386,10 @@ int toml_too_deep(std::string_view text, int max_depth) {
       continue;
     }
     if (ch == ' ' || ch == '\t' || ch == '\r') continue;
+    if (static_cast<unsigned char>(ch) >= 0x80) {
+      *non_ascii = line;
+      return 0;
+    }
     if (ch == '#') {
       while (i + 1 < n && text[i + 1] != '\n') ++i;
       continue;
@@ -487,7 +495,13 @@ std::string_view toml_literal(std::string_view text, const toml::source_region& 
 
 std::vector<raw_entry> parse_toml(std::string_view text, const std::string& origin, const parse_limits& limits,
                                   problem_list& problems) {
-  if (const int line = toml_too_deep(text, limits.max_depth); line > 0)
+  int non_ascii = 0;
+  const int deep_line = toml_too_deep(text, limits.max_depth, &non_ascii);
+  if (non_ascii > 0)
+    problems.fatal(non_ascii, "",
+                   "a non-ASCII character outside a string or comment (TOML allows them only in strings, quoted "
+                   "keys and comments)");
+  if (const int line = deep_line; line > 0)
     problems.fatal(line, "",
                    fmt::format("nested deeper than {} levels (parse_limits::max_depth; tables, dotted key parts, "
                                "inline tables and arrays each count one)",
@@ -1163,9 +1177,9 @@ document validate_into(std::vector<raw_setting>& settings, const schema& s, cons
       }
     }
     const int line = r.line;
-    entry e{r.key, std::move(r.val), true, line, origin};
+    entry e{r.key, std::move(r.val), true, line, r.origin};
     if (auto [it, fresh] = out.emplace(r.key, std::move(e)); !fresh)
-      problem(it->second.line > 0 && it->second.origin == origin
+      problem(it->second.line > 0 && it->second.origin == r.origin
                   ? fmt::format("set twice (first at line {})", it->second.line)
                   : "set twice");
   }

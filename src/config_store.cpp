@@ -233,13 +233,15 @@ config_stats config_store::stats() const {
     st.last_error_time = last_error_time_;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const bool failed = i < layer_failed_.size() && layer_failed_[i];
-      st.sources.push_back({layers_[i].src->name(), !failed, 0});
+      st.sources.push_back({layers_[i].src->name(), !failed, 0, {}, {}});
     }
   }
   for (std::size_t i = 0; i < layers_.size(); ++i) {  // status() outside event_mutex_: it takes the source's lock
     const source_status ss = layers_[i].src->status();
     st.sources[i].ok = st.sources[i].ok && ss.st != source_status::state::failed;
     st.sources[i].revision = ss.revision;
+    st.sources[i].state = state_name(ss.st);
+    st.sources[i].last_error = ss.last_error;
   }
   return st;
 }

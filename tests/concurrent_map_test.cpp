@@ -25,6 +25,7 @@
 #include "polymap/detail/flat_table.hpp"
 #include "polymap/polymap.hpp"
 
+// concurrent_map<> keeps string keys in key blocks.
 using concurrent_types = ::testing::Types<polymap::concurrent_map<>>;
 INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConformance, concurrent_types);
 INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConcurrency, concurrent_types);
@@ -445,7 +446,9 @@ TEST(ConcurrentMap, NonAvalanchingHashIsPostMixed) {
 static_assert(polymap::concurrent_map<std::uint64_t, polymap::value>::inline_slots);
 static_assert(polymap::concurrent_map<std::uint64_t, std::uint64_t>::inline_slots);
 static_assert(polymap::concurrent_map<std::int32_t, double>::inline_slots);
-static_assert(!polymap::concurrent_map<std::string, polymap::value>::inline_slots);
+static_assert(polymap::concurrent_map<std::string, polymap::value>::inline_slots);
+static_assert(polymap::concurrent_map<std::string, std::uint64_t>::inline_slots);
+static_assert(!polymap::concurrent_map<std::string, tracked>::inline_slots);
 static_assert(!polymap::concurrent_map<std::uint64_t, tracked>::inline_slots);
 static_assert(!polymap::concurrent_map<const char*, int>::inline_slots);
 
@@ -942,4 +945,273 @@ TEST(ConcurrentMapInline, OldTablesFreedWhileWriting) {
     writes += 1000;
   }
   EXPECT_EQ(domain.pending(), 0u) << "after " << writes << " more writes";
+}
+
+// --- string keys in the inline layout (key blocks) ---------------------------
+
+namespace {
+
+// Keys of every length from 0 to 80 bytes, some sharing long prefixes, so
+// that the stored hash and the bytes both decide.
+std::string string_key(std::uint64_t i) {
+  std::string k = "user:" + std::to_string(i);
+  k.append(static_cast<std::size_t>(i % 7) * 11, static_cast<char>('a' + i % 26));
+  if (i % 5 == 0) k = std::string(static_cast<std::size_t>(i % 9), 'z') + k;  // short ones too
+  return k;
+}
+
+}  // namespace
+
+// Random single-threaded operations on string keys against
+// std::unordered_map, through growths and dirty rebuilds: every write
+// path (fast, key lock) and the key blocks' ownership (asan: no leak, no
+// use after free).
+TEST(ConcurrentMapStringKeys, Differential) {
+  polymap::concurrent_map<std::string, std::uint64_t> m;
+  static_assert(decltype(m)::inline_slots);
+  std::unordered_map<std::string, std::uint64_t> ref;
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 30000 * kScale; ++step) {
+    const std::uint64_t r = rng();
+    const std::string k = string_key(r % 2000);
+    const std::uint64_t v = r >> 40;
+    switch ((r >> 20) % 9) {
+      case 0:
+        ASSERT_EQ(m.insert(k, v), ref.try_emplace(k, v).second);
+        break;
+      case 1:
+        ASSERT_EQ(m.insert_or_assign(k, v), ref.insert_or_assign(k, v).second);
+        break;
+      case 2:
+        ASSERT_EQ(m.erase(k), ref.erase(k) == 1);
+        break;
+      case 3: {
+        const std::uint64_t want = ref.count(k) ? ref[k] + 1 : 0;
+        ASSERT_EQ(m.update(k, [](const std::uint64_t* c) { return c ? *c + 1 : 0; }), want);
+        ref[k] = want;
+        break;
+      }
+      case 4: {
+        const bool absent = !ref.count(k);
+        ASSERT_EQ(m.insert_or_visit(k, v, [](std::uint64_t& c) { c *= 3; }), absent);
+        if (absent)
+          ref[k] = v;
+        else
+          ref[k] *= 3;
+        break;
+      }
+      case 5: {
+        auto it = ref.find(k);
+        const bool ok = it != ref.end() && it->second == v;
+        ASSERT_EQ(m.compare_exchange(k, v, v + 1), ok);
+        if (ok) it->second = v + 1;
+        break;
+      }
+      case 6: {
+        auto it = ref.find(k);
+        auto got = m.find(std::string_view(k));
+        ASSERT_EQ(got.has_value(), it != ref.end()) << k;
+        if (got) {
+          ASSERT_EQ(*got, it->second);
+        }
+        break;
+      }
+      case 7:
+        if (step % 500 == 0) {
+          const std::uint64_t cut = rng() % 64;
+          const std::size_t n =
+              m.erase_if([&](const std::string& key, std::uint64_t val) { return (val + key.size()) % 64 == cut; });
+          ASSERT_EQ(n, std::erase_if(ref, [&](const auto& kv) { return (kv.second + kv.first.size()) % 64 == cut; }));
+        }
+        break;
+      default:
+        ASSERT_EQ(m.size(), ref.size());
+    }
+  }
+  std::map<std::string, std::uint64_t> a(ref.begin(), ref.end()), b;
+  m.for_each([&](const std::string& k, std::uint64_t v) { b.emplace(k, v); });
+  EXPECT_EQ(a, b);
+  EXPECT_GT(m.stats().bytes, m.size() * 16);  // the key blocks count
+  m.clear();
+  EXPECT_EQ(m.size(), 0u);
+}
+
+// Readers look up string keys known present while two writers overwrite
+// them and insert and erase others, through growths: never a miss, never a
+// value of another key (a reader compares against key blocks that an erase
+// may retire meanwhile; the epoch keeps them).
+TEST(ConcurrentMapStringKeys, ReadersDuringChurnAndGrowth) {
+  polymap::concurrent_map<> m;
+  constexpr std::uint64_t stable = 300;
+  for (std::uint64_t i = 0; i < stable; ++i) m.insert(string_key(i), concurrency::tagged(string_key(i), 0));
+  std::atomic<int> writers_left{2};
+  std::atomic<long> misses{0}, bad{0};
+  concurrency::run_threads(4, [&](int t) {
+    std::mt19937_64 rng(static_cast<unsigned>(t) + 11u);
+    if (t < 2) {
+      for (int i = 0; i < 5000 * kScale; ++i) {
+        const std::string s = string_key(rng() % stable);
+        m.insert_or_assign(s, concurrency::tagged(s, i));
+        const std::string c = string_key(stable + rng() % (2000 * static_cast<unsigned>(kScale)));
+        if (i % 3 == 0)
+          m.erase(c);
+        else
+          m.insert_or_assign(c, concurrency::tagged(c, i));
+      }
+      writers_left.fetch_sub(1);
+      return;
+    }
+    while (writers_left.load() > 0) {
+      const std::string s = string_key(rng() % stable);
+      if (!m.visit(s, [&](const polymap::value& v) { bad += !concurrency::is_tagged_for(v, s); })) misses.fetch_add(1);
+      const std::string c = string_key(stable + rng() % 2000);
+      if (auto v = m.find(c); v && !concurrency::is_tagged_for(*v, c)) bad.fetch_add(1);
+    }
+  });
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+// --- misuse: a callback that writes its own map ------------------------------
+
+// A write to the map from inside its own update or insert_or_visit callback
+// would wait for the key lock the callback runs under, or not, depending on
+// the two keys' hashes. It is reported instead, every time, and the map
+// stays usable; the callback's own write is not stored (the exception
+// leaves update before it publishes).
+template <class M>
+void check_callback_writes_are_reported() {
+  M m;
+  M other;
+  for (int i = 0; i <= 2000; ++i) m.insert("user:" + std::to_string(i), i);
+  int reported = 0;
+  for (int i = 0; i <= 2000; ++i) {
+    const std::string k = "user:" + std::to_string(i);
+    const std::string j = "user:" + std::to_string((i * 7 + 1) % 2001);
+    try {
+      m.update(k, [&](const polymap::value*) {
+        other.insert_or_assign(j, 1);  // another map: allowed
+        m.insert_or_assign(j, -1);
+        return polymap::value(-2);
+      });
+    } catch (const std::logic_error& e) {
+      ++reported;
+      EXPECT_NE(std::string(e.what()).find("callback"), std::string::npos) << e.what();
+    }
+    try {
+      m.insert_or_visit(k, polymap::value(0), [&](polymap::value&) { m.erase(j); });
+    } catch (const std::logic_error&) {
+      ++reported;
+    }
+  }
+  EXPECT_EQ(reported, 2 * 2001);
+  EXPECT_EQ(m.size(), 2001u);
+  for (int i = 0; i <= 2000; ++i) ASSERT_EQ(m.find("user:" + std::to_string(i)), polymap::value(i));
+  EXPECT_EQ(other.size(), 2001u);
+  // Reads from a callback are allowed, and the map takes writes afterwards.
+  m.update("user:5", [&](const polymap::value* v) {
+    EXPECT_TRUE(m.contains("user:6"));
+    return *v;
+  });
+  EXPECT_TRUE(m.insert_or_assign("fresh", 1));
+  EXPECT_TRUE(m.erase("fresh"));
+}
+
+TEST(ConcurrentMapMisuse, WriteFromOwnCallbackIsReported) {
+  check_callback_writes_are_reported<polymap::concurrent_map<>>();
+}
+
+// --- boxed values and keys (types that fit no word) ---------------------------
+
+namespace {
+
+struct wide_key {
+  std::uint64_t a = 0, b = 0;
+  bool operator==(const wide_key&) const = default;
+};
+struct wide_key_hash {
+  std::size_t operator()(const wide_key& k) const noexcept { return polymap::detail::mix64(k.a * 31 + k.b); }
+};
+
+}  // namespace
+
+static_assert(!polymap::concurrent_map<wide_key, std::vector<int>, wide_key_hash>::inline_slots);
+
+// A large, non-trivial V sits in a box behind its word, a key that fits no
+// word in a key block: the same table and write paths, checked against
+// std::unordered_map through growths (asan: every box and block freed).
+TEST(ConcurrentMapBoxed, DifferentialWideKeysAndVectorValues) {
+  polymap::concurrent_map<wide_key, std::vector<int>, wide_key_hash> m;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<int>> ref;
+  std::mt19937_64 rng(3);
+  for (int step = 0; step < 20000 * kScale; ++step) {
+    const std::uint64_t r = rng();
+    const wide_key k{r % 1500, (r % 1500) * 7};
+    const auto rk = std::make_pair(k.a, k.b);
+    const std::vector<int> v(static_cast<std::size_t>(r >> 60), static_cast<int>(r >> 40));
+    switch ((r >> 20) % 6) {
+      case 0:
+        ASSERT_EQ(m.insert(k, v), ref.try_emplace(rk, v).second);
+        break;
+      case 1:
+        ASSERT_EQ(m.insert_or_assign(k, v), ref.insert_or_assign(rk, v).second);
+        break;
+      case 2:
+        ASSERT_EQ(m.erase(k), ref.erase(rk) == 1);
+        break;
+      case 3: {
+        auto& want = ref[rk];
+        want.push_back(1);
+        ASSERT_EQ(m.update(k,
+                           [](const std::vector<int>* c) {
+                             std::vector<int> n = c ? *c : std::vector<int>{};
+                             n.push_back(1);
+                             return n;
+                           }),
+                  want);
+        break;
+      }
+      case 4: {
+        auto it = ref.find(rk);
+        auto got = m.find(k);
+        ASSERT_EQ(got.has_value(), it != ref.end());
+        if (got) {
+          ASSERT_EQ(*got, it->second);
+        }
+        break;
+      }
+      default:
+        ASSERT_EQ(m.size(), ref.size());
+    }
+  }
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<int>> b;
+  m.for_each([&](const wide_key& k, const std::vector<int>& v) { b.emplace(std::make_pair(k.a, k.b), v); });
+  EXPECT_EQ(ref, b);
+}
+
+// Boxed values under concurrent overwrites: a reader sees whole values (its
+// box is kept by the pin), and every box is freed once the epoch drains.
+TEST(ConcurrentMapBoxed, BoxesFreedAfterConcurrentOverwrites) {
+  auto& domain = polymap::detail::epoch_domain::global();
+  domain.barrier();
+  const long before = tracked::live.load();
+  {
+    polymap::concurrent_map<std::string, tracked> m;
+    std::atomic<long> bad{0};
+    concurrency::run_threads(3, [&](int t) {
+      for (std::uint64_t i = 0; i < 3000; ++i) {
+        const std::string k = "k" + std::to_string(i % 300);
+        if (t == 2) {
+          m.visit(k, [&](const tracked& v) { bad += v.v % 300 != i % 300; });
+        } else if (i % 5 == 0) {
+          m.erase(k);
+        } else {
+          m.insert_or_assign(k, tracked(i));
+        }
+      }
+    });
+    EXPECT_EQ(bad.load(), 0);
+  }
+  domain.barrier();
+  EXPECT_EQ(tracked::live.load(), before);
 }

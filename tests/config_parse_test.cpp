@@ -503,3 +503,18 @@ TEST(ConfigStoreHostile, WatchedReloadOfAHostileFileDeliversItsEvent) {
 }
 
 }  // namespace
+
+// Found by fuzz_config_parse: a non-ASCII code point in a bare TOML key made
+// toml++ 3.3 reach an unreachable point (undefined behaviour). TOML allows
+// such bytes only in strings, quoted keys and comments; the pre-scan rejects
+// them elsewhere, and keeps them where they are allowed.
+TEST(ConfigStrict, TomlNonAsciiOutsideStringsIsAClearError) {
+  const std::string hostile = "a.a\xca\x9e\xd1\x9e.ama?lims.a.a.a.a.a";
+  const auto e = rejection(hostile, file_format::toml, schema::any());
+  EXPECT_NE(std::string(e.what()).find("non-ASCII"), std::string::npos) << e.what();
+  EXPECT_EQ(e.line(), 1);
+  const auto doc =
+      parse_document("# caf\xc3\xa9\n\"k\xc3\xa9y\" = \"v\xc3\xa9\"\n", file_format::toml, "f", schema::any());
+  ASSERT_EQ(doc.entries.size(), 1u);
+  EXPECT_EQ(doc.entries[0].key, "k\xc3\xa9y");
+}

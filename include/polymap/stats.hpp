@@ -41,6 +41,8 @@ struct config_stats {
     std::string name;            // config_source::name()
     bool ok = true;              // its last load succeeded and its status is not failed
     std::uint64_t revision = 0;  // source_status::revision
+    std::string state;           // source_status::st: "idle", "connected", "retrying" or "failed"
+    std::string last_error;      // source_status::last_error (empty if none)
   };
   std::vector<source> sources;  // in precedence order
 };

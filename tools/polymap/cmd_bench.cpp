@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "output.hpp"
 
 #ifdef POLYMAP_HAVE_BENCH
 #include <unistd.h>
@@ -64,14 +65,10 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    fmt::print("{}", text);
-    return;
-  }
-  std::ofstream f(path);
-  if (!f || !(f << text) || !f.flush()) fail("cannot write " + path, 1);
-  fmt::print(stderr, "wrote {}\n", path);
+// The outputs of `bench` and `bench report`, checked before the work starts.
+std::FILE* check_outputs(const bench_args& a, std::string_view command) {
+  polymap::cli::check_outputs(command, {{"--json", a.json_path}, {"--html", a.html_path}, {"--svg", a.svg_path}});
+  return polymap::cli::human({{"--json", a.json_path}, {"--html", a.html_path}, {"--svg", a.svg_path}});
 }
 
 std::string duration(double s) {
@@ -80,7 +77,8 @@ std::string duration(double s) {
   return fmt::format("{:.1f} h", s / 3600);
 }
 
-void write_outputs(const results& r, const bench_args& a) {
+// The --hashstat file, read before the work starts; null if none.
+std::unique_ptr<nlohmann::json> read_hashstat(const bench_args& a) {
   std::unique_ptr<nlohmann::json> hashstat;
   if (!a.hashstat_path.empty()) {
     try {
@@ -89,12 +87,19 @@ void write_outputs(const results& r, const bench_args& a) {
       fail(fmt::format("{} is not JSON: {}", a.hashstat_path, e.what()), 1);
     }
   }
-  if (!a.json_path.empty()) write_file(a.json_path, to_json(r).dump(1) + "\n");
-  if (!a.html_path.empty()) write_file(a.html_path, render_html(r, hashstat.get()));
-  if (!a.svg_path.empty()) write_file(a.svg_path, render_throughput_svg(r));
+  return hashstat;
+}
+
+void write_outputs(const results& r, const bench_args& a, const nlohmann::json* hashstat, std::string_view command) {
+  using polymap::cli::write_output;
+  if (!a.json_path.empty()) write_output(command, a.json_path, to_json(r).dump(1) + "\n");
+  if (!a.html_path.empty()) write_output(command, a.html_path, render_html(r, hashstat));
+  if (!a.svg_path.empty()) write_output(command, a.svg_path, render_throughput_svg(r));
 }
 
 void run_report(const bench_args& a) {
+  std::FILE* out = check_outputs(a, "bench report");
+  const auto hashstat = read_hashstat(a);
   const std::string text = read_file(a.from);
   results r;
   try {
@@ -104,8 +109,8 @@ void run_report(const bench_args& a) {
   }
   if (a.html_path.empty() && a.svg_path.empty() && a.json_path.empty())
     fmt::print(stderr, "polymap bench report: no --html/--svg given; printing the table only\n");
-  fmt::print("{}", render_table(r));
-  write_outputs(r, a);
+  fmt::print(out, "{}", render_table(r));
+  write_outputs(r, a, hashstat.get(), "bench report");
 }
 
 template <class T, class P>
@@ -119,10 +124,22 @@ std::vector<T> parse_list(const std::vector<std::string>& in, P parse, const cha
   return out;
 }
 
+// The peers this build lacks and the package that brings each, on stderr.
+void print_missing_peers() {
+  const auto missing = missing_peers();
+  if (missing.empty()) return;
+  fmt::print(stderr,
+             "polymap bench: {} peer(s) not in this build (their packages were not found when it was configured):\n",
+             missing.size());
+  for (const auto& p : missing) fmt::print(stderr, "  {:18} {:40} apt install {}\n", p.name, p.label, p.package);
+  fmt::print(stderr, "  (all at once: scripts/setup.sh --with-peers; then rerun scripts/build.sh)\n");
+}
+
 void run_bench(const bench_args& a) {
   if (a.list) {
     for (const auto& m : available_maps())
       fmt::print("{:18} {}{}\n  {}\n", m.name, m.label, m.concurrent ? "" : " (one thread only)", m.description);
+    print_missing_peers();
     return;
   }
   matrix m = a.quick ? quick_matrix() : matrix{};
@@ -141,6 +158,10 @@ void run_bench(const bench_args& a) {
     for (const auto& i : available_maps()) known += " " + i.name;
     fail(fmt::format("map '{}' is not in this build; available:{}", bad.front(), known));
   }
+
+  std::FILE* out = check_outputs(a, "bench");
+  const auto hashstat = read_hashstat(a);
+  if (m.maps.empty()) print_missing_peers();
 
   const double estimate = estimate_seconds(m);
   int max_threads = 1;
@@ -175,9 +196,9 @@ void run_bench(const bench_args& a) {
   if (static_cast<unsigned>(max_threads) > cores && a.note.find("oversubscribe") == std::string::npos)
     r.machine.note +=
         fmt::format("{}{} threads oversubscribe {} hardware threads.", a.note.empty() ? "" : " ", max_threads, cores);
-  fmt::print("{}", render_table(r));
+  fmt::print(out, "{}", render_table(r));
   fmt::print(stderr, "done in {}\n", duration(r.elapsed_seconds));
-  write_outputs(r, a);
+  write_outputs(r, a, hashstat.get(), "bench");
 }
 #endif
 
@@ -185,7 +206,9 @@ void add_bench(CLI::App& root) {
   auto args = std::make_shared<bench_args>();
   auto* cmd = root.add_subcommand("bench", "Benchmark polymap's maps against the packaged peers (report: HTML + JSON)");
   cmd->add_flag("--quick", args->quick, "A reduced matrix for a first look (under a minute)");
-  cmd->add_flag("--list", args->list, "List the maps this build can run, and exit");
+  cmd->add_flag("--list", args->list,
+                "List the maps this build can run (and, on stderr, the peers it lacks with their Debian packages), "
+                "and exit");
   cmd->add_option("--maps", args->maps, "Maps to run (default: all of --list but opt-in ones)")->delimiter(',');
   cmd->add_option("--workload", args->workloads, "find100, find95, find50, insert")->delimiter(',');
   cmd->add_option("--keys", args->keys, "u64, str")->delimiter(',');
@@ -200,16 +223,20 @@ void add_bench(CLI::App& root) {
       ->check(CLI::Range(0.001, 600.0));
   cmd->add_option("--ops-per-run", args->ops_per_run, "A fixed operation count per repeat instead of a time");
   cmd->add_flag("--no-memory", args->no_memory, "Skip the bytes-per-entry measurement");
-  cmd->add_option("--json", args->json_path, "Write the results as JSON ('-' for stdout)");
-  cmd->add_option("--html", args->html_path, "Write a self-contained HTML report with SVG charts");
-  cmd->add_option("--svg", args->svg_path, "Write the headline throughput chart as an SVG file");
+  cmd->add_option("--json", args->json_path, "Write the results as JSON ('-': stdout, and the table goes to stderr)");
+  cmd->add_option("--html", args->html_path, "Write a self-contained HTML report with SVG charts ('-': stdout)");
+  cmd->add_option("--svg", args->svg_path, "Write the headline throughput chart as an SVG file ('-': stdout)");
   cmd->add_option("--hashstat", args->hashstat_path, "Add charts of a `polymap hashstat --json` file");
   cmd->add_option("--note", args->note, "A remark about the machine stored with the results");
+  cmd->footer(polymap::cli::exit_codes());
 
   auto* report = cmd->add_subcommand("report", "Render the report from a saved JSON");
   report->add_option("--from", args->from, "JSON written by `polymap bench --json`")->required();
-  report->add_option("--html", args->html_path, "Write the HTML report here");
-  report->add_option("--svg", args->svg_path, "Write the headline throughput chart here");
+  report->add_option("--html", args->html_path,
+                     "Write the HTML report here ('-': stdout, and the table goes to stderr)");
+  report->add_option("--svg", args->svg_path, "Write the headline throughput chart here ('-': stdout)");
+  report->add_option("--json", args->json_path, "Write the results again as JSON ('-': stdout)");
+  report->footer(polymap::cli::exit_codes());
   report->add_option("--hashstat", args->hashstat_path, "Add charts of a `polymap hashstat --json` file");
   auto* publish = polymap::cli::add_bench_publish(*cmd);
   auto* checked = polymap::cli::add_bench_checked(*cmd);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "output.hpp"
 
 #ifdef POLYMAP_HAVE_BENCH
 #include "bench/checked_overhead.hpp"
@@ -29,6 +30,7 @@ struct checked_args {
 
 #ifdef POLYMAP_HAVE_BENCH
 void run_checked(const checked_args& a) {
+  polymap::cli::check_outputs("bench checked", {{"--json", a.json_path}});
   polymap::bench::checked_overhead_options o;
   o.size = a.size;
   o.ops = a.ops;
@@ -40,20 +42,9 @@ void run_checked(const checked_args& a) {
     fmt::print(stderr, "polymap bench checked: {}\n", e.what());
     throw CLI::RuntimeError(2);
   }
-  const bool json_to_stdout = a.json_path == "-";
-  fmt::print(json_to_stdout ? stderr : stdout, "{}", polymap::bench::render_checked_overhead_table(r));
-  if (a.json_path.empty()) return;
-  const std::string text = polymap::bench::to_json(r).dump(1) + "\n";
-  if (json_to_stdout) {
-    fmt::print("{}", text);
-    return;
-  }
-  std::ofstream f(a.json_path);
-  if (!f || !(f << text) || !f.flush()) {
-    fmt::print(stderr, "polymap bench checked: cannot write {}\n", a.json_path);
-    throw CLI::RuntimeError(1);
-  }
-  fmt::print(stderr, "wrote {}\n", a.json_path);
+  fmt::print(polymap::cli::human({{"--json", a.json_path}}), "{}", polymap::bench::render_checked_overhead_table(r));
+  if (!a.json_path.empty())
+    polymap::cli::write_output("bench checked", a.json_path, polymap::bench::to_json(r).dump(1) + "\n");
 }
 #endif
 
@@ -77,7 +68,10 @@ CLI::App* add_bench_checked(CLI::App& bench) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 34));
   cmd->add_option("--repeats", a->repeats, "Timed runs per row; the median is reported (3 to 1000; default 5)")
       ->check(CLI::Range(3, 1000));
-  cmd->add_option("--json", a->json_path, "Write every run's ns/op, the medians and ratios as JSON ('-' for stdout)");
+  cmd->add_option(
+      "--json", a->json_path,
+      "Write every run's ns/op, the medians and ratios as JSON ('-': stdout, and the table goes to stderr)");
+  cmd->footer(polymap::cli::exit_codes());
 #ifdef POLYMAP_HAVE_BENCH
   cmd->callback([a] { run_checked(*a); });
 #else

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "output.hpp"
 
 #ifdef POLYMAP_HAVE_BENCH
 #include "bench/publish.hpp"
@@ -72,7 +73,7 @@ void run_publish(const publish_args& a) {
   s.seed = a.seed;
   if (const std::string bad = pb::validate(s); !bad.empty()) fail(bad);
 
-  const bool json_to_stdout = a.json_path == "-";
+  polymap::cli::check_outputs("bench publish", {{"--json", a.json_path}});
   const unsigned cores = std::thread::hardware_concurrency();
   const int max_readers = *std::max_element(s.readers.begin(), s.readers.end());
   fmt::print(stderr, "polymap bench publish: expected duration about {}\n", duration_text(pb::estimate_seconds(s)));
@@ -85,7 +86,7 @@ void run_publish(const publish_args& a) {
   };
   const pb::results r = pb::run(s, on_progress);
   const std::string table = pb::render_table(r);
-  fmt::print(json_to_stdout ? stderr : stdout, "{}", table);
+  fmt::print(polymap::cli::human({{"--json", a.json_path}}), "{}", table);
   fmt::print(stderr, "done in {} (load average at start: {})\n", duration_text(r.elapsed_seconds), r.load_average);
 
   std::uint64_t violations = 0, misses = 0;
@@ -93,16 +94,7 @@ void run_publish(const publish_args& a) {
     violations += c.bad_values + c.violations;
     misses += c.misses;
   }
-  if (!a.json_path.empty()) {
-    const std::string text = pb::to_json(r).dump(1) + "\n";
-    if (json_to_stdout) {
-      fmt::print("{}", text);
-    } else {
-      std::ofstream f(a.json_path);
-      if (!f || !(f << text) || !f.flush()) fail("cannot write " + a.json_path, 1);
-      fmt::print(stderr, "wrote {}\n", a.json_path);
-    }
-  }
+  if (!a.json_path.empty()) polymap::cli::write_output("bench publish", a.json_path, pb::to_json(r).dump(1) + "\n");
   // Every key is present for the whole run and every value carries its key's
   // index, so a miss or a violation means a map returned something wrong.
   if (violations || misses)
@@ -145,7 +137,9 @@ CLI::App* add_bench_publish(CLI::App& bench) {
       ->delimiter(',');
   cmd->add_option("--latency-writes", a->latency_writes, "Timed writes per map and size (default 2000)");
   cmd->add_option("--seed", a->seed, "Seed of the readers' and the latency writes' key choices (default 42)");
-  cmd->add_option("--json", a->json_path, "Write every repeat and row as JSON to this file ('-' for stdout)");
+  cmd->add_option("--json", a->json_path,
+                  "Write every repeat and row as JSON to this file ('-': stdout, and the table goes to stderr)");
+  cmd->footer(polymap::cli::exit_codes("  (1 also: a map returned a wrong value or missed a key)\n"));
 #ifdef POLYMAP_HAVE_BENCH
   cmd->callback([a] { run_publish(*a); });
 #else

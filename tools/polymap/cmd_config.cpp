@@ -13,10 +13,12 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "polymap/config/config_store.hpp"
+#include "polymap/config/etcd_source.hpp"
 #include "polymap/config/sources.hpp"
 
 namespace {
@@ -30,13 +32,65 @@ struct config_args {
   bool no_schema = false;
   double seconds = 0;
   std::string format = "auto";
-  bool json = false;  // check: print the result as JSON
+  bool json = false;
 };
+
+// A setting's value as JSON (a non-finite double, which JSON cannot hold, as its text).
+nlohmann::json json_of(const polymap::value& v) {
+  if (const auto* b = v.get_if<bool>()) return *b;
+  if (const auto* i = v.get_if<std::int64_t>()) return *i;
+  if (const auto* d = v.get_if<double>()) return std::isfinite(*d) ? nlohmann::json(*d) : nlohmann::json(v.to_string());
+  if (const auto* s = v.get_if<std::string>()) return *s;
+  return v.to_string();
+}
+
+// check --json: {"ok": true, "source", "schema", "revision", "entries": [{key, value, type, from_file, line,
+// origin}]} or {"ok": false, "source", "schema", "errors": [{file, line, key, problem, message}]}.
+void print_json(const std::string& source, const std::string& schema, const std::vector<cfg::entry>* entries,
+                std::uint64_t revision, const cfg::config_error* error) {
+  nlohmann::json j = {{"source", source}, {"schema", schema}, {"ok", entries != nullptr}};
+  if (entries != nullptr) {
+    j["revision"] = revision;
+    auto& out = j["entries"] = nlohmann::json::array();
+    for (const auto& e : *entries)
+      out.push_back({{"key", e.key},
+                     {"value", json_of(e.val)},
+                     {"type", e.val.type_name()},
+                     {"from_file", e.from_file},
+                     {"line", e.line},
+                     {"origin", !e.from_file       ? "default"
+                                : e.origin.empty() ? "file"
+                                                   : e.origin}});
+  } else if (error != nullptr) {
+    auto& out = j["errors"] = nlohmann::json::array();
+    for (const auto& p : error->problems())
+      out.push_back(
+          {{"file", p.file}, {"line", p.line}, {"key", p.key}, {"problem", p.problem}, {"message", p.message()}});
+  }
+  // Invalid UTF-8 in a key or value is replaced rather than failing the dump.
+  fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
 
 cfg::schema pick_schema(const config_args& a) {
   if (a.no_schema) return cfg::schema::any();
   if (!a.schema_path.empty()) return cfg::schema::from_json_file(a.schema_path);
   return cfg::schema::demo();
+}
+
+// FILE may be an etcd prefix (etcd://host:port/prefix/). Alone, it gets a
+// store over one etcd_source (its revision is printed); among files it is one
+// more layer.
+bool is_single_etcd(const config_args& a) {
+  return a.files.size() == 1 && cfg::etcd_url::is_etcd(a.files.front());
+}
+
+// A store over the one etcd_source of is_single_etcd(a). Throws config_error.
+std::unique_ptr<cfg::config_store> etcd_store(const config_args& a, bool watch) {
+  std::vector<std::unique_ptr<cfg::config_source>> sources;
+  sources.push_back(std::make_unique<cfg::etcd_source>(a.files.front()));
+  cfg::config_store::options o;
+  o.watch = watch;
+  return std::make_unique<cfg::config_store>(std::move(sources), pick_schema(a), o);
 }
 
 cfg::file_format pick_format(const std::string& f) {
@@ -48,7 +102,12 @@ cfg::file_format pick_format(const std::string& f) {
 // The sources, in precedence order: the files and directories as given, then the environment.
 std::vector<std::unique_ptr<cfg::config_source>> make_sources(const config_args& a) {
   std::vector<std::unique_ptr<cfg::config_source>> out;
-  for (const auto& f : a.files) out.push_back(cfg::make_path_source(f, pick_format(a.format)));
+  for (const auto& f : a.files) {
+    if (cfg::etcd_url::is_etcd(f))
+      out.push_back(std::make_unique<cfg::etcd_source>(f));
+    else
+      out.push_back(cfg::make_path_source(f, pick_format(a.format)));
+  }
   if (!a.env_prefix.empty()) out.push_back(std::make_unique<cfg::env_source>(a.env_prefix));
   return out;
 }
@@ -65,62 +124,36 @@ std::string schema_name(const config_args& a) {
   return "built-in demo";
 }
 
-// A setting's value as JSON (a non-finite double, which JSON cannot hold, as its text).
-nlohmann::json to_json(const polymap::value& v) {
-  if (const auto* b = v.get_if<bool>()) return *b;
-  if (const auto* i = v.get_if<std::int64_t>()) return *i;
-  if (const auto* d = v.get_if<double>()) return std::isfinite(*d) ? nlohmann::json(*d) : nlohmann::json(v.to_string());
-  if (const auto* s = v.get_if<std::string>()) return *s;
-  return v.to_string();
-}
-
-// Where an effective value came from, as `check` prints it: "default", a
-// source ("env:APP_X"), or a file and line.
-std::string origin_text(const cfg::entry& e) {
-  if (!e.from_file) return "default";
-  return e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
-}
-
-// `check --json`: {"ok", "file", "sources", "schema", "entries": [...]} or
-// {"ok": false, ..., "errors": [...]}.
-void run_check_json(const config_args& a) {
-  const auto srcs = make_sources(a);
-  nlohmann::json out = {{"file", sources_name(srcs)}, {"sources", nlohmann::json::array()}, {"schema", schema_name(a)}};
-  for (const auto& s : srcs) out["sources"].push_back(s->name());
-  bool ok = false;
-  try {
-    const auto doc = cfg::load_sources(srcs, pick_schema(a));
-    out["entries"] = nlohmann::json::array();
-    for (const auto& e : doc.entries)
-      out["entries"].push_back({{"key", e.key},
-                                {"value", to_json(e.val)},
-                                {"type", e.val.type_name()},
-                                {"from_file", e.from_file},
-                                {"origin", e.from_file ? e.origin : "default"},
-                                {"line", e.line}});
-    ok = true;
-  } catch (const cfg::config_error& e) {
-    out["errors"] = nlohmann::json::array();
-    for (const auto& p : e.problems())
-      out["errors"].push_back(
-          {{"file", p.file}, {"line", p.line}, {"key", p.key}, {"problem", p.problem}, {"message", p.message()}});
-  }
-  out["ok"] = ok;
-  // Invalid UTF-8 in a key or value is replaced rather than failing the dump.
-  fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
-  if (!ok) throw CLI::RuntimeError(1);
-}
-
 void run_check(const config_args& a) {
-  if (a.json) return run_check_json(a);
+  if (is_single_etcd(a)) {
+    try {
+      const auto store = etcd_store(a, false);
+      const auto entries = store->effective();
+      const auto revision = store->stats().sources.at(0).revision;
+      if (a.json) return print_json(a.files.front(), schema_name(a), &entries, revision, nullptr);
+      fmt::print("{}: OK ({} keys at etcd revision {}; schema: {})\n", a.files.front(), entries.size(), revision,
+                 schema_name(a));
+      for (const auto& e : entries)
+        fmt::print("  {} = {} ({}, {})\n", e.key, e.val, e.val.type_name(), e.from_file ? e.origin : "default");
+      return;
+    } catch (const cfg::config_error& e) {
+      if (a.json) print_json(a.files.front(), schema_name(a), nullptr, 0, &e);
+      fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+  }
   try {
     const auto s = pick_schema(a);
     const auto srcs = make_sources(a);
     const auto doc = cfg::load_sources(srcs, s);
+    if (a.json) return print_json(sources_name(srcs), schema_name(a), &doc.entries, 0, nullptr);
     fmt::print("{}: OK ({} keys; schema: {})\n", sources_name(srcs), doc.entries.size(), schema_name(a));
-    for (const auto& e : doc.entries)
-      fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin_text(e));
+    for (const auto& e : doc.entries) {
+      std::string origin = !e.from_file ? "default" : e.line > 0 ? fmt::format("{}:{}", e.origin, e.line) : e.origin;
+      fmt::print("  {} = {} ({}, from {})\n", e.key, e.val, e.val.type_name(), origin);
+    }
   } catch (const cfg::config_error& e) {
+    if (a.json) print_json(fmt::format("{}", fmt::join(a.files, ", ")), schema_name(a), nullptr, 0, &e);
     fmt::print(stderr, "polymap config check: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }
@@ -136,7 +169,8 @@ void run_watch(const config_args& a) {
   if (a.seconds <= 0) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::unique_ptr<cfg::config_store> store;
   try {
-    store = std::make_unique<cfg::config_store>(make_sources(a), pick_schema(a));
+    store =
+        is_single_etcd(a) ? etcd_store(a, true) : std::make_unique<cfg::config_store>(make_sources(a), pick_schema(a));
   } catch (const cfg::config_error& e) {
     fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
@@ -178,8 +212,9 @@ void run_watch(const config_args& a) {
 
 void add_common(CLI::App* c, config_args& a) {
   c->add_option("FILE", a.files,
-                "Configuration files (.json or .toml) or conf.d directories (their *.json and *.toml merged in "
-                "name order); a later one overrides an earlier one, key by key")
+                "Configuration files (.json or .toml), conf.d directories (their *.json and *.toml merged in "
+                "name order) or etcd prefixes (etcd://host:port/prefix/); a later one overrides an earlier one, "
+                "key by key")
       ->required();
   c->add_option("--env", a.env_prefix,
                 "Also read environment variables PREFIX<KEY>, overriding the files: with --env APP_, "
@@ -201,10 +236,7 @@ void add_config(CLI::App& root) {
   auto* check = cmd->add_subcommand(
       "check", "Validate FILE... (merged) against a schema and print the effective settings and where each came from");
   add_common(check, *check_args);
-  check->add_flag("--json", check_args->json,
-                  "Print the result as JSON: {\"ok\", \"sources\", \"entries\": [{key, value, type, from_file, "
-                  "origin, line}]} or {\"ok\": false, \"errors\": [{file, line, key, problem, message}]}; exit 1 "
-                  "when rejected");
+  check->add_flag("--json", check_args->json, "Print the result as JSON on stdout (errors too)");
   check->callback([check_args] { run_check(*check_args); });
 
   auto watch_args = std::make_shared<config_args>();

@@ -1,7 +1,6 @@
 // polymap hashstat — the article's hash-distribution experiment, measured on
 // real tables (see hashstat.hpp for the definitions and how each table is read).
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -10,6 +9,7 @@
 
 #include "cli.hpp"
 #include "hashstat.hpp"
+#include "output.hpp"
 
 namespace {
 
@@ -52,10 +52,8 @@ nlohmann::json to_json(const std::vector<polymap::hashstat::row>& rows, const ha
 }
 
 void run_hashstat(const hashstat_args& a) {
-  if (!a.json_path.empty() && a.json_path != "-" && !std::ofstream(a.json_path)) {
-    fmt::print(stderr, "polymap hashstat: cannot write {}\n", a.json_path);  // before minutes of work
-    throw CLI::RuntimeError(1);
-  }
+  polymap::cli::check_outputs("hashstat", {{"--json", a.json_path}});  // before minutes of work
+  std::FILE* out = polymap::cli::human({{"--json", a.json_path}});
   polymap::hashstat::options opt;
   opt.n = a.n;
   opt.seed = a.seed;
@@ -64,26 +62,16 @@ void run_hashstat(const hashstat_args& a) {
   const auto rows = polymap::hashstat::run(opt);
   const std::string conclusion = polymap::hashstat::conclusion(rows);
 
-  fmt::print("{}", polymap::hashstat::render_table(rows));
+  fmt::print(out, "{}", polymap::hashstat::render_table(rows));
   fmt::print(
+      out,
       "\nprobe = groups visited by a successful lookup (1 = found in the home group); tag_coll = share of lookups\n"
       "that compared at least one other key because its tag matched; false/lkp = such compares per lookup;\n"
       "chain = entries per non-empty bucket. polymap and Boost use 15-slot groups; polymap's tags are 7 bits,\n"
       "Boost's 8 bits.\n\nConclusion: {}\n",
       conclusion);
-  if (!a.json_path.empty()) {
-    const std::string j = to_json(rows, a, conclusion).dump(2) + "\n";
-    if (a.json_path == "-") {
-      fmt::print("{}", j);
-    } else {
-      std::ofstream f(a.json_path);
-      if (!f || !(f << j) || !f.flush()) {
-        fmt::print(stderr, "polymap hashstat: cannot write {}\n", a.json_path);
-        throw CLI::RuntimeError(1);
-      }
-      fmt::print(stderr, "wrote {}\n", a.json_path);
-    }
-  }
+  if (!a.json_path.empty())
+    polymap::cli::write_output("hashstat", a.json_path, to_json(rows, a, conclusion).dump(2) + "\n");
   for (const auto& r : rows) {
     if (!r.available) fmt::print(stderr, "polymap hashstat: {} / {}: {}\n", r.table, r.hash, r.note);
   }
@@ -97,7 +85,9 @@ void add_hashstat(CLI::App& root) {
       "pattern (yes)");
   cmd->add_option("--n", args->n, "Keys inserted per table")->check(CLI::Range(1, 10000000))->capture_default_str();
   cmd->add_option("--seed", args->seed, "Seed of the random key set")->capture_default_str();
-  cmd->add_option("--json", args->json_path, "Also write the rows as JSON to this file ('-' for stdout)");
+  cmd->add_option("--json", args->json_path,
+                  "Also write the rows as JSON to this file ('-': stdout, and the table goes to stderr)");
+  cmd->footer(polymap::cli::exit_codes());
   cmd->callback([args] { run_hashstat(*args); });
 }
 

@@ -11,7 +11,10 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli.hpp"
+#include "output.hpp"
 #include "polymap/locked_map.hpp"
 #include "polymap/verify/verify.hpp"
 
@@ -33,6 +36,7 @@ struct soak_args {
   std::string map = "all";
   int threads = 4;
   std::uint64_t seed = 1;
+  std::string json_path;
 };
 
 struct totals {
@@ -41,15 +45,17 @@ struct totals {
 };
 
 // One map kept alive for the whole soak; each call runs one checked round.
+// Its name is the one `polymap bench --maps` uses; `alias` is the short name
+// soak used before, still accepted by --map.
 struct soaked_map {
-  std::string name;
+  std::string name, alias;
   std::function<void(const pv::stress_options&, totals&)> round;
 };
 
 template <class M>
-soaked_map make_soaked(std::string name) {
+soaked_map make_soaked(std::string name, std::string alias) {
   auto map = std::make_shared<M>();
-  return {name, [map, name](const pv::stress_options& o, totals& t) {
+  return {name, alias, [map, name](const pv::stress_options& o, totals& t) {
             auto r = pv::run_stress(*map, o);
             t.operations += r.operations;
             t.rounds += r.rounds;
@@ -61,12 +67,12 @@ soaked_map make_soaked(std::string name) {
 
 std::vector<soaked_map> all_maps() {
   std::vector<soaked_map> v;
-  v.push_back(make_soaked<polymap::locked_map<>>("locked"));
+  v.push_back(make_soaked<polymap::locked_map<>>("locked_map", "locked"));
 #ifdef POLYMAP_SOAK_HAS_CONCURRENT_MAP
-  v.push_back(make_soaked<polymap::concurrent_map<>>("concurrent"));
+  v.push_back(make_soaked<polymap::concurrent_map<>>("concurrent_map", "concurrent"));
 #endif
 #ifdef POLYMAP_SOAK_HAS_SNAPSHOT_MAP
-  v.push_back(make_soaked<polymap::snapshot_map<>>("snapshot"));
+  v.push_back(make_soaked<polymap::snapshot_map<>>("snapshot_map", "snapshot"));
 #endif
   return v;
 }
@@ -80,14 +86,16 @@ double peak_rss_mib() {
 void run_soak(const soak_args& a) {
   auto maps = all_maps();
   std::string names;
-  for (const auto& m : maps) names += " " + m.name;
+  for (const auto& m : maps) names += fmt::format(" {} (or {})", m.name, m.alias);
   if (a.map != "all") {
-    std::erase_if(maps, [&](const soaked_map& m) { return m.name != a.map; });
+    std::erase_if(maps, [&](const soaked_map& m) { return m.name != a.map && m.alias != a.map; });
     if (maps.empty()) {
-      fmt::print(stderr, "polymap soak: unknown map '{}'; known: all{}\n", a.map, names);
+      fmt::print(stderr, "polymap soak: unknown map '{}'; known: all,{}\n", a.map, names);
       throw CLI::RuntimeError(2);
     }
   }
+  polymap::cli::check_outputs("soak", {{"--json", a.json_path}});
+  std::FILE* out = polymap::cli::human({{"--json", a.json_path}});
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline = start + std::chrono::seconds(a.seconds);
@@ -124,23 +132,46 @@ void run_soak(const soak_args& a) {
   }
   const double el = std::chrono::duration<double>(clock::now() - start).count();
   std::size_t ops = 0, viol = 0, inc = 0;
-  fmt::print("polymap soak: {:.1f} s\n", el);
-  fmt::print("  {:<12} {:>14} {:>8} {:>11} {:>13}\n", "map", "ops checked", "rounds", "violations", "inconclusive");
+  fmt::print(out, "polymap soak: {:.1f} s\n", el);
+  fmt::print(out, "  {:<14} {:>14} {:>8} {:>11} {:>13}\n", "map", "ops checked", "rounds", "violations",
+             "inconclusive");
   for (std::size_t i = 0; i < maps.size(); ++i) {
-    fmt::print("  {:<12} {:>14} {:>8} {:>11} {:>13}\n", maps[i].name, per[i].operations, per[i].rounds,
+    fmt::print(out, "  {:<14} {:>14} {:>8} {:>11} {:>13}\n", maps[i].name, per[i].operations, per[i].rounds,
                per[i].violating, per[i].inconclusive);
     ops += per[i].operations;
     viol += per[i].violating;
     inc += per[i].inconclusive;
   }
-  fmt::print("operations checked: {}\nviolations: {} (expected 0)\ninconclusive keys: {}\npeak memory: {:.1f} MiB\n",
+  fmt::print(out,
+             "operations checked: {}\nviolations: {} (expected 0)\ninconclusive keys: {}\npeak memory: {:.1f} MiB\n",
              ops, viol, inc, peak_rss_mib());
   bool failed = false;
   for (std::size_t i = 0; i < maps.size(); ++i) {
     if (!per[i].first_report.empty()) {
-      fmt::print("\n{}", per[i].first_report);
+      fmt::print(out, "\n{}", per[i].first_report);
       failed = true;
     }
+  }
+  if (!a.json_path.empty()) {
+    nlohmann::json j;
+    j["command"] = "soak";
+    j["seconds"] = el;
+    j["threads"] = a.threads;
+    j["seed"] = a.seed;
+    j["maps"] = nlohmann::json::array();
+    for (std::size_t i = 0; i < maps.size(); ++i)
+      j["maps"].push_back({{"map", maps[i].name},
+                           {"operations_checked", per[i].operations},
+                           {"rounds", per[i].rounds},
+                           {"violating_keys", per[i].violating},
+                           {"inconclusive_keys", per[i].inconclusive},
+                           {"first_report", per[i].first_report}});
+    j["operations_checked"] = ops;
+    j["violating_keys"] = viol;
+    j["inconclusive_keys"] = inc;
+    j["peak_rss_mib"] = peak_rss_mib();
+    j["ok"] = !(failed || viol || inc);
+    polymap::cli::write_output("soak", a.json_path, j.dump(2) + "\n");
   }
   if (failed || viol || inc) throw CLI::RuntimeError(1);
 }
@@ -152,10 +183,15 @@ void add_soak(CLI::App& root) {
   cmd->add_option("--seconds", args->seconds, "How long to run")
       ->check(CLI::Range(1, 7 * 24 * 3600))
       ->capture_default_str();
-  cmd->add_option("--map", args->map, "Which map: all, or one of the names in the summary table")
+  cmd->add_option("--map", args->map,
+                  "Which map: all, locked_map, concurrent_map or snapshot_map (the names of `polymap bench --maps`; "
+                  "the older short names locked, concurrent and snapshot are accepted as aliases)")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Threads per round")->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--seed", args->seed, "Seed of the first round (round r uses seed*1000003+r)")->capture_default_str();
+  cmd->add_option("--json", args->json_path,
+                  "Also write the summary as JSON to this file ('-': stdout, and the table goes to stderr)");
+  cmd->footer(polymap::cli::exit_codes("  (1 also: a violation or an inconclusive key was found)\n"));
   cmd->callback([args] { run_soak(*args); });
 }
 

@@ -52,6 +52,21 @@ struct source_status {
   std::string last_error;      // empty if none
 };
 
+// "idle", "connected", "retrying" or "failed".
+inline const char* state_name(source_status::state s) noexcept {
+  switch (s) {
+    case source_status::state::idle:
+      return "idle";
+    case source_status::state::connected:
+      return "connected";
+    case source_status::state::retrying:
+      return "retrying";
+    case source_status::state::failed:
+      return "failed";
+  }
+  return "?";
+}
+
 class config_source {
  public:
   virtual ~config_source() = default;

@@ -1,11 +1,11 @@
-// polymap/detail/inline_table.hpp — concurrent_map's inline layout: keys and
+// polymap/detail/inline_table.hpp — concurrent_map's table: keys and
 // values stored in the groups themselves, as atomic 64-bit words, read under
 // a per-group seqlock.
 //
-// Used when the key is a small trivially copyable type (at most 8 bytes, not
-// string-like) and the value is either such a type or polymap::value (two
-// words: payload word and kind; the words own one payload reference). See
-// concurrent_map.hpp (LAYOUT, READ PROTOCOL, inline layout) for why.
+// Every key and value type: the key policy (word_key, string_key,
+// boxed_key) and the value codec (word_codec, value_codec, boxed_codec)
+// below say what the words hold. See concurrent_map.hpp (LAYOUT, READ
+// PROTOCOL) for why.
 //
 // LAYOUT (one allocation; G = group count, a power of two)
 //   block[G]: { group_meta (16 B) | version word (4 B) | key lock (4 B) | slot[15] }
@@ -19,9 +19,11 @@
 //       group's lock; an insert stores the words before the tag, an erase
 //       clears the tag only (the stale words stay until the slot is reused).
 //   J2. A key is in at most one slot. J3 = I3 (overflow bits). J4 = I4 (size).
-//   J5. The words of a full slot own their value (codec::release frees it);
-//       a table that is rebuilt hands its words to the new table and frees
-//       none; replaced or erased words are retired by the front end.
+//   J5. The words of a full slot own their value and key block (the codecs'
+//       release/free); a table that is rebuilt hands its words to the new
+//       table and frees none; replaced or erased words (an erase: the key
+//       block too) are retired by the front end. A key word never changes
+//       while its key is in the slot.
 //   J6. Every write of key k to this table runs, from its lookup of k here
 //       to its publication, holding the key lock of k's home group (the
 //       first on its probe sequence): so no two writes of one key to one
@@ -59,6 +61,8 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -135,16 +139,144 @@ struct value_codec {
   static void drop(void* p) noexcept { value_bits::drop(p); }
 };
 
+// Any other V: an immutable box behind one word. A write stores a new box
+// and retires the old one (as a node was); readers copy or borrow the box
+// they validated, kept alive by the epoch pin.
 template <class V>
-using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec, word_codec<V>>;
+struct boxed_codec {
+  static constexpr std::size_t kWords = 1;
+  using words = std::array<std::uint64_t, 1>;
+  static constexpr bool kOwns = true;
 
-template <class K, class V>
-inline constexpr bool inline_slots_v = word_sized_v<K> && (word_sized_v<V> || std::is_same_v<V, value>);
+  static words take(V&& v) { return {reinterpret_cast<std::uintptr_t>(new V(std::move(v)))}; }  // may throw
+  static const V& get(const words& w) noexcept { return *static_cast<const V*>(payload(w)); }
+  static V copy(const words& w) { return get(w); }
+  template <class F>
+  static decltype(auto) borrow(const words& w, F&& f) {
+    return std::forward<F>(f)(get(w));
+  }
+  static void release(const words& w) noexcept { drop(payload(w)); }
+  static void* payload(const words& w) noexcept { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(w[0])); }
+  static void drop(void* p) noexcept { delete static_cast<V*>(p); }
+};
 
-template <class K, class V, template <class> class Atomic, class GroupLock, class KeyLock>
+template <class V>
+using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec,
+                                           std::conditional_t<word_sized_v<V>, word_codec<V>, boxed_codec<V>>>;
+
+// KEY POLICIES: how a key becomes the slot's key word, and how a lookup
+// tests a key word (only on words validated by the seqlock, or under the
+// group lock).
+//   word_key<K>: the key's bits (word_sized_v keys).
+//   string_key : a pointer to an immutable key_block {hash, size, bytes},
+//     allocated once when the key is inserted and never replaced while the
+//     key lives (an overwrite stores value words only). Erase retires the
+//     block through the epoch, as a value payload. Why a block and not the
+//     bytes in the slot: a slot stays 8 + 8 * VW bytes whatever the key's
+//     length, and the stored hash rejects most tag collisions before the
+//     bytes are read.
+//   A reader that loaded a key word and validated its group's version may
+//   dereference it: the block was in the table at that instant and the
+//   reader was pinned before it, so it is not freed before the reader unpins.
+template <class K>
+struct word_key {
+  static constexpr bool kOwns = false;    // nothing to free or retire
+  static constexpr bool kHashed = false;  // the hash is recomputed from the key
+  static std::uint64_t make(const K& k, std::size_t) noexcept { return word_codec<K>::encode(k)[0]; }
+  static K decode(std::uint64_t w) noexcept { return word_codec<K>::decode({w}); }
+  static K key_of(std::uint64_t w) noexcept { return decode(w); }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t, const Q& q, const Eq& eq) {
+    return eq(decode(w), q);
+  }
+  static std::size_t stored_hash(std::uint64_t) noexcept { return 0; }
+  static std::size_t bytes(std::uint64_t) noexcept { return 0; }
+  static void free(std::uint64_t) noexcept {}
+  static void drop(void*) noexcept {}
+};
+
+struct string_key {
+  struct key_block {
+    std::size_t hash;
+    std::size_t size;
+    const char* data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+  };
+  static_assert(sizeof(key_block) == 16, "key block header: hash and size, then the bytes");
+  static constexpr bool kOwns = true;
+  static constexpr bool kHashed = true;
+
+  // Allocates the block (may throw bad_alloc; nothing else changed yet).
+  static std::uint64_t make(std::string_view k, std::size_t hash) {
+    void* p = ::operator new(sizeof(key_block) + k.size());
+    auto* b = new (p) key_block{hash, k.size()};
+    if (!k.empty()) std::memcpy(const_cast<char*>(b->data()), k.data(), k.size());
+    return reinterpret_cast<std::uintptr_t>(b);
+  }
+  POLYMAP_ALWAYS_INLINE static const key_block* block(std::uint64_t w) noexcept {
+    return reinterpret_cast<const key_block*>(static_cast<std::uintptr_t>(w));
+  }
+  static std::string_view key_of(std::uint64_t w) noexcept { return {block(w)->data(), block(w)->size}; }
+  static std::string decode(std::uint64_t w) { return std::string(key_of(w)); }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t hash, const Q& q, const Eq& eq) {
+    const key_block* b = block(w);
+    return b->hash == hash && eq(std::string_view(b->data(), b->size), q);
+  }
+  static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
+  static std::size_t bytes(std::uint64_t w) noexcept { return sizeof(key_block) + block(w)->size; }
+  static void free(std::uint64_t w) noexcept { drop(reinterpret_cast<void*>(static_cast<std::uintptr_t>(w))); }
+  static void drop(void* p) noexcept { ::operator delete(p); }
+};
+
+// Any other key: an immutable block {hash, K} behind the word, as a string
+// key's (make copies the caller's K).
+template <class K>
+struct boxed_key {
+  struct key_block {
+    std::size_t hash;
+    K key;
+  };
+  static constexpr bool kOwns = true;
+  static constexpr bool kHashed = true;
+  static std::uint64_t make(const K& k, std::size_t hash) {  // may throw
+    return reinterpret_cast<std::uintptr_t>(new key_block{hash, k});
+  }
+  POLYMAP_ALWAYS_INLINE static const key_block* block(std::uint64_t w) noexcept {
+    return reinterpret_cast<const key_block*>(static_cast<std::uintptr_t>(w));
+  }
+  static const K& key_of(std::uint64_t w) noexcept { return block(w)->key; }
+  static K decode(std::uint64_t w) { return block(w)->key; }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(std::uint64_t w, std::size_t hash, const Q& q, const Eq& eq) {
+    const key_block* b = block(w);
+    return b->hash == hash && eq(b->key, q);
+  }
+  static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
+  static std::size_t bytes(std::uint64_t) noexcept { return sizeof(key_block); }
+  static void free(std::uint64_t w) noexcept { delete block(w); }
+  static void drop(void* p) noexcept { delete static_cast<key_block*>(p); }
+};
+
+// string_key serves std::string keys whose Eq compares string_views (the
+// default, std::equal_to<>).
+template <class K, class Eq>
+inline constexpr bool string_key_v =
+    std::is_same_v<K, std::string>&& std::is_invocable_r_v<bool, const Eq&, std::string_view, std::string_view>;
+
+template <class K, class Eq>
+using key_policy_for =
+    std::conditional_t<string_key_v<K, Eq>, string_key, std::conditional_t<word_sized_v<K>, word_key<K>, boxed_key<K>>>;
+
+// Whether a map's value lives in its slot's words (no box per write) and its
+// key in the key word or a string key block.
+template <class K, class V, class Eq = key_equal<K>>
+inline constexpr bool inline_slots_v = (word_sized_v<K> || string_key_v<K, Eq>)&&(word_sized_v<V> ||
+                                                                                  std::is_same_v<V, value>);
+
+template <class KeyPolicy, class V, template <class> class Atomic, class GroupLock, class KeyLock>
 class alignas(64) inline_table : public table_sizing {
  public:
-  using key_codec = word_codec<K>;
+  using key_codec = KeyPolicy;
   using val_codec = value_codec_for<V>;
   static constexpr std::size_t kValueWords = val_codec::kWords;
   using value_words = typename val_codec::words;
@@ -177,6 +309,9 @@ class alignas(64) inline_table : public table_sizing {
   // Frees the array only: the words' values belong to the front end (J5).
   ~inline_table() { ::operator delete (blocks_, std::align_val_t{64}); }
 
+  // The block the essay describes (static_asserts in concurrent_map.hpp).
+  static constexpr std::size_t block_bytes() noexcept { return sizeof(block); }
+  static constexpr std::size_t slot_bytes() noexcept { return sizeof(slot); }
   std::size_t groups() const noexcept { return groups_; }
   std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
   std::size_t max_load() const noexcept { return max_load_of(capacity()); }
@@ -309,10 +444,12 @@ class alignas(64) inline_table : public table_sizing {
   // slow, having changed nothing, whenever the home group cannot decide
   // alone: the group is frozen, a key-lock writer holds the key lock of this
   // home group, the key may sit further along its probe sequence (overflow
-  // bit), or an insert finds no room or a table due for a rebuild.
+  // bit), or an insert finds no room or a table due for a rebuild. With
+  // may_insert false an absent key returns absent (a caller that has not
+  // made its key word yet: string keys allocate it only to insert).
   template <class Match, class Counter>
   POLYMAP_ALWAYS_INLINE home write_home(std::size_t hash, Match&& match, const entry* e, bool overwrite,
-                                        value_words& old, Counter& waits) {
+                                        bool may_insert, entry& old, Counter& waits) {
     block& b = blocks_[hash & mask_];
     if (b.lock.lock(waits) == GroupLock::acquired::frozen) [[unlikely]]
       return home::slow;
@@ -339,8 +476,9 @@ class alignas(64) inline_table : public table_sizing {
       slot& sl = b.slots[i];
       // relaxed: under the group lock no other thread writes the slot, and the
       // lock's acquire CAS made the last holder's stores visible.
-      if (!match(sl.key.load(std::memory_order_relaxed))) continue;
-      for (std::size_t j = 0; j < kValueWords; ++j) old[j] = sl.value[j].load(std::memory_order_relaxed);
+      old.key = sl.key.load(std::memory_order_relaxed);
+      if (!match(old.key)) continue;
+      for (std::size_t j = 0; j < kValueWords; ++j) old.value[j] = sl.value[j].load(std::memory_order_relaxed);
       if (!e) {
         held.changed = true;
         b.meta.set_tag(i, 0);                                                      // J1: the tag only
@@ -358,7 +496,7 @@ class alignas(64) inline_table : public table_sizing {
     // key is nowhere in this table (I3), and no key-lock writer is inserting
     // it further along (it would hold the key lock, or have set the bit).
     if (bits.overflowed(hash)) return home::slow;
-    if (!e) return home::absent;
+    if (!e || !may_insert) return home::absent;
     const std::uint32_t avail = bits.match_empty();
     if (!avail || needs_rebuild()) return home::slow;
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
@@ -444,7 +582,11 @@ class alignas(64) inline_table : public table_sizing {
 
   // Releases every entry's value (J5): the map's destructor and clear().
   void release_entries() const noexcept {
-    if constexpr (val_codec::kOwns) scan([](std::size_t, const entry& e) { val_codec::release(e.value); });
+    if constexpr (val_codec::kOwns || key_codec::kOwns)
+      scan([](std::size_t, const entry& e) {
+        val_codec::release(e.value);
+        key_codec::free(e.key);
+      });
   }
 
   template <class HashOf>

@@ -168,18 +168,63 @@ inline round_counts torn_polymap(int reads) {
 }
 
 // --- scenario 3: check-then-act through a thread-safe map ------------------------------
+// The check-then-act window, widened. Left alone, the window between the
+// check and the act is a few hundred nanoseconds; on a machine whose other
+// core is busy the two threads take turns on one core in long time slices
+// and may never meet inside it, and the lab would show nothing. So every
+// kWidenEvery-th step a thread holds its window open until the other thread
+// has made enough steps that one of them acted after this thread's check
+// (or the other finished, or kWidenMaxWait passed). The interleaving it waits
+// for is one the scheduler may produce at any time; the wait makes it certain.
+inline constexpr int kWidenEvery = 500;
+inline constexpr auto kWidenMaxWait = std::chrono::milliseconds(20);
+
+struct widened_window {
+  std::atomic<std::int64_t> steps[2] = {0, 0};  // steps done by thread 0 and 1
+  std::atomic<bool> holding[2] = {false, false};
+  std::atomic<bool> done[2] = {false, false};
+
+  // Relaxed throughout: flags and counters polled by the other thread only to
+  // decide how long to wait; the map's own mutex orders the data (see the file
+  // comment).
+  void step(int t) { steps[t].fetch_add(1, std::memory_order_relaxed); }
+  void finish(int t) { done[t].store(true, std::memory_order_relaxed); }
+  std::int64_t other(int t) const { return steps[1 - t].load(std::memory_order_relaxed); }
+
+  // Thread t, in its window: waits until the other thread's steps reach
+  // `want` (or, with `or_other_holding`, the other is in its own window too).
+  void hold(int t, std::int64_t want, bool or_other_holding) {
+    holding[t].store(true, std::memory_order_relaxed);
+    const auto until = std::chrono::steady_clock::now() + kWidenMaxWait;
+    while (other(t) < want && !done[1 - t].load(std::memory_order_relaxed) &&
+           !(or_other_holding && holding[1 - t].load(std::memory_order_relaxed)) &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+    holding[t].store(false, std::memory_order_relaxed);
+  }
+};
+
 // Two threads each add n to a counter with get, then insert_or_assign. Every
-// call is locked; the pair is not. lost = updates overwritten.
+// call is locked; the pair is not. lost = updates overwritten. The window is
+// widened (widened_window): the other thread's second step counted after our
+// get wrote after it, and our write overwrites that increment.
 inline round_counts get_then_set_naive(int n) {
   polymap::locked_map<> m;
   m.insert_or_assign("hits", std::int64_t{0});
-  auto body = [&] {
+  widened_window w;
+  auto body = [&](int t) {
     for (int i = 0; i < n; ++i) {
       auto cur = m.get<std::int64_t>("hits");
+      const std::int64_t seen = w.other(t);  // its step seen + 2 writes after our get
+      // Held every kWidenEvery-th step, the two threads at opposite phases;
+      // both in their windows at once (both read, neither wrote) loses too.
+      if (i % kWidenEvery == kWidenEvery / 4 + t * kWidenEvery / 2) w.hold(t, seen + 2, true);
       m.insert_or_assign("hits", *cur + 1);
+      w.step(t);
     }
+    w.finish(t);
   };
-  run_pair(body, body);
+  run_pair([&] { body(0); }, [&] { body(1); });
   round_counts c;
   c.lost = 2 * n - *m.get<std::int64_t>("hits");
   return c;
@@ -187,17 +232,22 @@ inline round_counts get_then_set_naive(int n) {
 
 // Two threads claim the same n keys with contains, then insert: a thread that
 // saw "absent" believes its value went in. lost = claims that did not land.
+// The window is widened: held until the other thread is past the same key.
 inline round_counts contains_then_insert_naive(int n) {
   polymap::locked_map<> m;
   std::atomic<std::int64_t> claims{0};
+  widened_window w;
   auto body = [&](int t) {
     for (int k = 0; k < n; ++k) {
       const std::string key = "k" + std::to_string(k);
       if (!m.contains(key)) {
-        m.insert(key, std::int64_t{t});                  // return value ignored, as in the pattern
-        claims.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count, read after join
+        if (k % kWidenEvery == kWidenEvery / 2) w.hold(t, k + 1, false);  // until the other is past key k
+        m.insert(key, std::int64_t{t});                                   // return value ignored, as in the pattern
+        claims.fetch_add(1, std::memory_order_relaxed);                   // relaxed: a count, read after join
       }
+      w.step(t);
     }
+    w.finish(t);
   };
   run_pair([&] { body(0); }, [&] { body(1); });
   round_counts c;

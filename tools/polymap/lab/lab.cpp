@@ -145,77 +145,188 @@ std::string dash(const std::string& s) {
   return s.empty() ? "-" : s;
 }
 
+// The numbered notes below a narrow table: a cell too long for its column is
+// cut at a word and points to the note that holds its full text. Equal texts
+// share one note.
+class notes {
+ public:
+  // `text` if it fits in `width`, else its head and " [n]".
+  std::string fit(const std::string& text, std::size_t width) {
+    if (text.size() <= width) return text;
+    std::size_t n = 0;
+    while (n < list_.size() && list_[n] != text) ++n;
+    if (n == list_.size()) list_.push_back(text);
+    const std::string ref = fmt::format(" [{}]", n + 1);
+    const std::size_t room = width > ref.size() + 1 ? width - ref.size() - 1 : 0;  // 1: the ellipsis "~"
+    std::size_t cut = text.rfind(' ', room);
+    if (cut == std::string::npos || cut == 0) cut = room;
+    std::string head = text.substr(0, cut);
+    while (!head.empty() && std::string_view(",;:(/-").find(head.back()) != std::string_view::npos) head.pop_back();
+    return head + "~" + ref;
+  }
+  // "[1] full text" lines, each wrapped to `width` columns.
+  std::string render(std::size_t width) const {
+    std::string out;
+    for (std::size_t i = 0; i < list_.size(); ++i) out += wrap(fmt::format("[{}] {}", i + 1, list_[i]), width, 4);
+    return out;
+  }
+  // `text` as lines of at most `width` columns, continuation lines indented.
+  static std::string wrap(std::string_view text, std::size_t width, std::size_t indent) {
+    std::string out, line;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t end = text.find(' ', pos);
+      if (end == std::string_view::npos) end = text.size();
+      const std::string_view word = text.substr(pos, end - pos);
+      if (!line.empty() && line.size() + 1 + word.size() > width) {
+        out += line + "\n";
+        line.assign(indent, ' ');
+        line += word;
+      } else {
+        if (!line.empty() && line.find_first_not_of(' ') != std::string::npos) line += ' ';
+        line += word;
+      }
+      pos = end + 1;
+    }
+    if (!line.empty()) out += line + "\n";
+    return out;
+  }
+
+ private:
+  std::vector<std::string> list_;
+};
+
+// A table of `cols` columns: a header, lines of cells, and section lines
+// (a scenario's name) that span the table. Each column is as wide as its
+// widest cell after fitting (notes::fit) to its limit.
+struct text_table {
+  std::vector<std::string> header;
+  std::vector<std::size_t> limit;               // per column; 0: no limit
+  std::vector<bool> right;                      // per column: right-aligned (numbers)
+  std::vector<std::vector<std::string>> lines;  // one cell per column, or one cell: a section line
+
+  std::string render(notes& n) {
+    const std::size_t cols = header.size();
+    for (auto& l : lines) {
+      if (l.size() != cols) continue;
+      for (std::size_t i = 0; i < cols; ++i) {
+        if (limit[i]) l[i] = n.fit(l[i], limit[i]);
+      }
+    }
+    std::vector<std::size_t> w(cols);
+    for (std::size_t i = 0; i < cols; ++i) w[i] = header[i].size();
+    for (const auto& l : lines) {
+      if (l.size() != cols) continue;
+      for (std::size_t i = 0; i < cols; ++i) w[i] = std::max(w[i], l[i].size());
+    }
+    std::size_t total = 1;
+    for (auto x : w) total += x + 3;
+    auto line = [&](const std::vector<std::string>& cells) {
+      std::string out = "|";
+      for (std::size_t i = 0; i < cols; ++i)
+        out += right[i] ? fmt::format(" {:>{}} |", cells[i], w[i]) : fmt::format(" {:<{}} |", cells[i], w[i]);
+      return out + "\n";
+    };
+    std::string out = line(header) + "|";
+    for (std::size_t i = 0; i < cols; ++i) out += fmt::format("{:-<{}}|", "", w[i] + 2);
+    out += "\n";
+    for (const auto& l : lines) {
+      if (l.size() == cols) {
+        out += line(l);
+      } else {
+        const std::string text = n.fit(l.front(), total - 4);
+        out += fmt::format("| {:<{}} |\n", text, total - 4);
+      }
+    }
+    return out;
+  }
+};
+
+constexpr std::size_t kWidth = 120;  // the terminal the narrow table is made for
+
+// The polymap rows of r's scenario, in one cell: "safe: 0 anomalies in 3 rounds; ...".
+std::string polymap_cell(const std::vector<row>& rows, const row& r) {
+  std::string safe;
+  for (const auto& p : rows) {
+    if (p.scenario != r.scenario || !is_polymap_row(p)) continue;
+    if (!safe.empty()) safe += "; ";
+    safe += fmt::format("{}: {}", p.outcome == verdict::safe ? "safe" : "FAILED", counts_text(p));
+  }
+  return dash(safe);
+}
+
 // One line per naive row: scenario | naive outcome | TSan | ASan | detector |
-// polymap map (the scenario's polymap rows).
-std::string render_summary(const std::vector<row>& rows) {
-  struct line_t {
-    std::string cells[6];
-  };
-  std::vector<line_t> lines;
-  lines.push_back(
-      {{"scenario", "naive outcome (counts)", "ThreadSanitizer", "ASan", "polymap detector", "polymap map"}});
+// polymap map (the scenario's polymap rows). Wide: every cell in full.
+// Narrow: a section line per scenario, cells cut to fit 120 columns, notes.
+std::string render_summary(const std::vector<row>& rows, bool wide, notes& n) {
+  text_table t;
+  t.header = {wide ? "scenario / program" : "program",
+              "naive outcome (counts)",
+              "ThreadSanitizer",
+              "ASan",
+              "polymap detector",
+              "polymap map"};
+  // 101 columns of cells + 19 of borders = 120.
+  t.limit = wide ? std::vector<std::size_t>(6, 0)
+                 : std::vector<std::size_t>{23, 24, 15, 12, 16, 11};  // 11: the header "polymap map"
+  t.right.assign(6, false);
+  std::string section;
   for (const auto& r : rows) {
     if (is_polymap_row(r)) continue;
-    std::string safe;
-    for (const auto& p : rows) {
-      if (p.scenario != r.scenario || !is_polymap_row(p)) continue;
-      if (!safe.empty()) safe += "; ";
-      safe += fmt::format("{}: {}", p.outcome == verdict::safe ? "safe" : "FAILED", counts_text(p));
+    if (!wide && r.scenario != section) {
+      section = r.scenario;
+      std::string title = r.scenario;
+      for (const auto& s : scenarios()) {
+        if (s.name == r.scenario) title = fmt::format("{} {}: {}", s.number ? s.number : 1, s.name, s.title);
+      }
+      t.lines.push_back({title});
     }
     std::string verdict_word = r.outcome == verdict::anomaly ? "UNSAFE: " : "";
-    lines.push_back({{fmt::format("{} / {}", r.scenario, r.container), verdict_word + counts_text(r), dash(r.tsan),
-                      dash(r.asan), dash(r.detector), dash(safe)}});
+    t.lines.push_back({wide ? fmt::format("{} / {}", r.scenario, r.container) : r.container,
+                       verdict_word + counts_text(r), dash(r.tsan), dash(r.asan), dash(r.detector),
+                       polymap_cell(rows, r)});
   }
-  std::size_t w[6] = {};
-  for (const auto& l : lines) {
-    for (int i = 0; i < 6; ++i) w[i] = std::max(w[i], l.cells[i].size());
+  return t.render(n);
+}
+
+// One line per row with its counts; then each row's note.
+std::string render_details(const std::vector<row>& rows, bool wide, notes& n) {
+  text_table t;
+  t.header = {"scenario", "container",    "rounds",
+              "crashes",  "lost entries", wide ? "wrong-type or torn values" : "wrong/torn",
+              "verdict"};
+  // The longest scenario name is 14: 14 + 40 + 6 + 7 + 12 + 10 + 9 + 22 of borders = 120.
+  t.limit = wide ? std::vector<std::size_t>(7, 0) : std::vector<std::size_t>{14, 40, 0, 0, 0, 0, 9};
+  t.right = {false, false, true, true, true, true, false};
+  for (const auto& r : rows) {
+    t.lines.push_back({r.scenario, r.container, fmt::format("{}", r.rounds), fmt::format("{}", r.crashes),
+                       fmt::format("{}", r.lost), fmt::format("{}", r.wrong), std::string(to_string(r.outcome))});
   }
-  std::string out;
-  for (std::size_t n = 0; n < lines.size(); ++n) {
-    out += "|";
-    for (int i = 0; i < 6; ++i) out += fmt::format(" {:<{}} |", lines[n].cells[i], w[i]);
-    out += "\n";
-    if (n == 0) {
-      out += "|";
-      for (int i = 0; i < 6; ++i) out += fmt::format("{:-<{}}|", "", w[i] + 2);
-      out += "\n";
-    }
+  std::string out = t.render(n);
+  for (const auto& r : rows) {
+    if (r.note.empty()) continue;
+    const std::string line = fmt::format("  * {} / {}: {}", r.scenario, r.container, r.note);
+    out += wide ? line + "\n" : notes::wrap(line, kWidth, 6);
   }
   return out;
 }
 }  // namespace
 
-std::string render_table(const std::vector<row>& rows) {
-  std::string out = render_summary(rows);
+std::string render_table(const std::vector<row>& rows, bool wide) {
+  notes n;
+  std::string out = render_summary(rows, wide, n);
   out += "\nDetails, one row per program:\n";
-  out += render_details(rows);
+  out += render_details(rows, wide, n);
+  if (!wide) {
+    out += "\nNotes (cells cut short above; --wide prints the table in full, --json keeps everything):\n";
+    out += n.render(kWidth);
+  }
   return out;
 }
 
 std::string render_details(const std::vector<row>& rows) {
-  std::size_t w_s = 8, w_c = 9, w_v = 7;
-  for (const auto& r : rows) {
-    w_s = std::max(w_s, r.scenario.size());
-    w_c = std::max(w_c, r.container.size());
-    w_v = std::max(w_v, to_string(r.outcome).size());
-  }
-  std::string out;  // the details table
-  auto line = [&](std::string_view s, std::string_view c, std::string_view rounds, std::string_view crashes,
-                  std::string_view lost, std::string_view wrong, std::string_view v) {
-    out += fmt::format("| {:<{}} | {:<{}} | {:>6} | {:>7} | {:>12} | {:>24} | {:<{}} |\n", s, w_s, c, w_c, rounds,
-                       crashes, lost, wrong, v, w_v);
-  };
-  line("scenario", "container", "rounds", "crashes", "lost entries", "wrong-type or torn values", "verdict");
-  out += fmt::format("|{:-<{}}|{:-<{}}|{:-<8}|{:-<9}|{:-<14}|{:-<26}|{:-<{}}|\n", "", w_s + 2, "", w_c + 2, "", "", "",
-                     "", "", w_v + 2);
-  for (const auto& r : rows) {
-    line(r.scenario, r.container, fmt::format("{}", r.rounds), fmt::format("{}", r.crashes), fmt::format("{}", r.lost),
-         fmt::format("{}", r.wrong), to_string(r.outcome));
-  }
-  for (const auto& r : rows) {
-    if (!r.note.empty()) out += fmt::format("  * {} / {}: {}\n", r.scenario, r.container, r.note);
-  }
-  return out;
+  notes n;
+  return render_details(rows, true, n);
 }
 
 std::string render_json(const std::vector<row>& rows) {

@@ -81,7 +81,10 @@ verdict polymap_verdict(const row& r);
 // Output. render_table: the summary (one line per naive program: scenario |
 // naive outcome | ThreadSanitizer | ASan | polymap detector | polymap map),
 // then render_details (one line per row, with its counts) and the notes.
-std::string render_table(const std::vector<row>& rows);
+// Not `wide`: every line fits 120 columns; cells too long for their column
+// are cut and numbered, their full text in the notes below the tables.
+// `wide`: every cell in full (lines of 300 columns and more).
+std::string render_table(const std::vector<row>& rows, bool wide = false);
 std::string render_details(const std::vector<row>& rows);
 std::string render_json(const std::vector<row>& rows);
 

@@ -25,6 +25,12 @@ constexpr int kKeys = 2000;         // keys claimed per round
 std::vector<row> run(const options& opt) {
   const int rounds = std::min(opt.rounds, 10);
   std::vector<row> rows;
+  // cases::widened_window: without it a busy machine may show nothing.
+  const std::string widened = fmt::format(
+      "window widened by a wait: every {}th step holds its check open until the other thread has acted (at most {} "
+      "ms), "
+      "so that the lost update shows in every run, also on a busy machine",
+      cases::kWidenEvery, std::chrono::duration_cast<std::chrono::milliseconds>(cases::kWidenMaxWait).count());
 
   row gts;
   gts.scenario = "check_then_act";
@@ -37,7 +43,7 @@ std::vector<row> run(const options& opt) {
       gts, rounds, false, [] { return cases::get_then_set_naive(kIncrements); }, opt);
   gts.outcome = gts.lost ? verdict::anomaly : verdict::not_seen;
   gts.outcome_text = fmt::format("{} of {} increments lost", gts.lost, std::int64_t{2} * kIncrements * rounds);
-  gts.note = "every call was locked; the read-modify-write was not";
+  gts.note = fmt::format("every call was locked; the read-modify-write was not; {}", widened);
   rows.push_back(gts);
 
   row cti;
@@ -51,7 +57,7 @@ std::vector<row> run(const options& opt) {
       cti, rounds, false, [] { return cases::contains_then_insert_naive(kKeys); }, opt);
   cti.outcome = cti.lost ? verdict::anomaly : verdict::not_seen;
   cti.outcome_text = fmt::format("{} of {} inserts believed done but lost", cti.lost, std::int64_t{kKeys} * rounds);
-  cti.note = "both threads saw the key absent; one insert silently failed";
+  cti.note = fmt::format("both threads saw the key absent; one insert silently failed; {}", widened);
   rows.push_back(cti);
 
   row upd;
