@@ -641,6 +641,22 @@ TEST(ConfigLayersHostile, SourcesParseWithTheBoundsAndLimits) {
   EXPECT_EQ(ok.get(timeout), std::int64_t{5});
 }
 
+// A key set twice within one file, through a table and a dotted name, is an
+// error in a file source too (the merge of layers must not let the second
+// silently win).
+TEST(ConfigLayersHostile, AKeySetTwiceInOneFileFailsItsSource) {
+  temp_dir dir;
+  write_in_place(dir / "app.json", "{\"http\": {\"timeout_ms\": 5},\n \"http.timeout_ms\": 6}");
+  auto e = load_error(std::make_unique<file_source>(dir / "app.json"), layered_schema());
+  EXPECT_EQ(e.line(), 2);
+  EXPECT_EQ(e.key(), "http.timeout_ms");
+  EXPECT_TRUE(says(e, "set twice (first at line 1)")) << e.what();
+  fs::create_directories(dir / "conf.d");
+  write_in_place(dir / "conf.d/10-a.toml", "http.timeout_ms = 5\n[http]\ntimeout_ms = 6\n");
+  e = load_error(std::make_unique<directory_source>(dir / "conf.d"), layered_schema());
+  EXPECT_EQ(e.file(), (dir / "conf.d/10-a.toml").string()) << e.what();
+}
+
 // The merged settings are validated with the strict rules, every problem at
 // once, each naming its own source (file and line, or variable).
 TEST(ConfigLayersHostile, EveryProblemOfTheStackAtOnceNamingItsSource) {
