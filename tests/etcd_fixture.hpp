@@ -220,4 +220,42 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
   return true;
 }
 
+// Puts 1..n into `key` one after another, retrying each value while etcd is
+// down (killed, paused) for up to 30 s; the faults tests' writer. join()
+// returns false if etcd never came back.
+class counter_writer {
+ public:
+  counter_writer(int port, std::string key, int n)
+      : thread_([this, port, key = std::move(key), n] {
+          polymap::config::etcd_client c("127.0.0.1", port, std::chrono::seconds(2));
+          for (int i = 1; i <= n; ++i) {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            for (;;) {
+              try {
+                c.put(key, std::to_string(i));
+                break;
+              } catch (const polymap::config::etcd_error&) {
+                if (std::chrono::steady_clock::now() > deadline) {
+                  failed_ = true;
+                  return;
+                }
+                // etcd is down: retry the same value
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              }
+            }
+          }
+        }) {}
+  ~counter_writer() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool join() {
+    thread_.join();
+    return !failed_;
+  }
+
+ private:
+  bool failed_ = false;  // written by the thread, read after join()
+  std::thread thread_;
+};
+
 }  // namespace polymap::test

@@ -181,29 +181,10 @@ void counter_through_fault(etcd_server& etcd, int n, int at, Fault fault) {
     seen.push_back(ch.new_value ? *ch.new_value->get_if<std::int64_t>() : -1);
     versions.push_back(ch.version);
   });
-  std::atomic<bool> writer_failed{false};
-  std::thread writer([&] {
-    polymap::config::etcd_client w("127.0.0.1", etcd.port(), 2s);
-    for (int i = 1; i <= n; ++i) {
-      const auto deadline = std::chrono::steady_clock::now() + 30s;
-      for (;;) {
-        try {
-          w.put("/app/counter", std::to_string(i));
-          break;
-        } catch (const polymap::config::etcd_error&) {
-          if (std::chrono::steady_clock::now() > deadline) {
-            writer_failed = true;
-            return;
-          }
-          std::this_thread::sleep_for(20ms);  // etcd is down: retry the same value
-        }
-      }
-    }
-  });
+  polymap::test::counter_writer writer(etcd.port(), "/app/counter", n);
   EXPECT_TRUE(eventually([&] { return store->get(counter).value_or(0) >= at; })) << "the watch saw nothing";
   fault();
-  writer.join();
-  ASSERT_FALSE(writer_failed.load()) << "etcd did not come back";
+  ASSERT_TRUE(writer.join()) << "etcd did not come back";
   const auto latest = c.revision();
   EXPECT_TRUE(eventually([&] { return store->stats().sources[0].revision == latest; }))
       << "store's source at " << store->stats().sources[0].revision << ", etcd at " << latest;
