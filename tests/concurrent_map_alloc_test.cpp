@@ -83,6 +83,39 @@ TEST(ConcurrentMapAlloc, FailedClearAndReserveChangeNothing) {
   EXPECT_EQ(m.size(), 0u);
 }
 
+// A table large enough to grow by incremental migration (GROWTH): the
+// insert that would begin the migration cannot allocate the next table; the
+// map is as it was, not migrating, and a later growth migrates it whole.
+TEST(ConcurrentMapAlloc, FailedMigrationStartChangesNothing) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t> m;
+  (void)m.contains(std::uint64_t{0});
+  std::uint64_t k = 0;
+  while (m.stats().capacity < polymap::concurrent_map_traits::incremental_min_groups * 15) {
+    ASSERT_TRUE(m.insert(k, k * 2));
+    ++k;
+  }
+  const std::size_t cap = m.stats().capacity;
+  bool threw = false;
+  while (!threw) {
+    fail_aligned = true;
+    try {
+      m.insert(k, k * 2);
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    fail_aligned = false;
+    if (!threw) ++k;
+  }
+  EXPECT_FALSE(m.debug_migration().running);
+  EXPECT_EQ(m.size(), k);
+  EXPECT_EQ(m.stats().capacity, cap);
+  for (std::uint64_t i = 0; i < k; ++i) ASSERT_EQ(m.find(i), i * 2);
+  for (std::uint64_t i = k; i < 4 * k; ++i) ASSERT_TRUE(m.insert(i, i * 2));  // migrates, then again
+  EXPECT_EQ(m.size(), 4 * k);
+  EXPECT_GT(m.stats().capacity, 2 * cap);
+  for (std::uint64_t i = 0; i < 4 * k; ++i) ASSERT_EQ(m.find(i), i * 2);
+}
+
 // The inline layout with payload values: the insert whose growth fails drops
 // the value it was given (LeakSanitizer checks that in the asan build), and
 // the payloads already stored survive the failed growth and a later one.

@@ -160,6 +160,18 @@ struct concurrent_family {
   template <class K, class V, class H = polymap::hash<K>, class E = polymap::key_equal<K>>
   using map = polymap::concurrent_map<K, V, H, E>;
 };
+// The same map with every growth an incremental migration (GROWTH in
+// concurrent_map.hpp; by default only tables of 32 groups or more migrate,
+// larger than this sweep's): a growth step whose next table cannot be
+// allocated must leave the map as it was.
+struct migrating_traits : polymap::concurrent_map_traits {
+  static constexpr std::size_t incremental_min_groups = 1;
+};
+struct concurrent_migrating_family : concurrent_family {
+  static constexpr const char* name = "concurrent_map (every growth migrates)";
+  template <class K, class V, class H = polymap::hash<K>, class E = polymap::key_equal<K>>
+  using map = polymap::concurrent_map<K, V, H, E, migrating_traits>;
+};
 #endif
 #ifdef POLYMAP_FAULT_HAS_SNAPSHOT_MAP
 struct snapshot_family {
@@ -176,7 +188,7 @@ struct snapshot_family {
 using families = ::testing::Types<locked_family
 #ifdef POLYMAP_FAULT_HAS_CONCURRENT_MAP
                                   ,
-                                  concurrent_family
+                                  concurrent_family, concurrent_migrating_family
 #endif
 #ifdef POLYMAP_FAULT_HAS_SNAPSHOT_MAP
                                   ,

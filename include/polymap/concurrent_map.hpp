@@ -180,6 +180,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -210,9 +212,32 @@ struct concurrent_map_traits {
   using group_lock = detail::version_lock<std::atomic>;
   using stripe_lock = detail::spin_lock<std::atomic>;
   POLYMAP_ALWAYS_INLINE static detail::epoch_domain& domain() { return detail::epoch_domain::global(); }
+  // GROWTH: a table of at least this many groups grows by incremental
+  // migration; a smaller one is rebuilt at once (microseconds). SIZE_MAX:
+  // every growth at once (the old way, kept for A/B runs).
+  static constexpr std::size_t incremental_min_groups = 32;
+  // Groups each write moves from the cursor while a migration runs (besides
+  // the groups its own key's lookup passes through).
+  static constexpr std::size_t migrate_chunk = 2;
 };
 
 namespace detail {
+
+// Traits members with defaults (tests' traits may leave them out).
+template <class Traits>
+constexpr std::size_t incremental_min_groups_of() {
+  if constexpr (requires { Traits::incremental_min_groups; })
+    return Traits::incremental_min_groups;
+  else
+    return concurrent_map_traits::incremental_min_groups;
+}
+template <class Traits>
+constexpr std::size_t migrate_chunk_of() {
+  if constexpr (requires { Traits::migrate_chunk; })
+    return Traits::migrate_chunk;
+  else
+    return concurrent_map_traits::migrate_chunk;
+}
 
 // Batched lookups: hash all keys of a batch and prefetch their home groups,
 // then their first tag-matching slot or node, then finish each lookup, so
@@ -271,12 +296,20 @@ class concurrent_map_core {
   concurrent_map_core(const concurrent_map_core&) = delete;
   concurrent_map_core& operator=(const concurrent_map_core&) = delete;
   // Precondition: no other thread uses the map.
-  ~concurrent_map_core() { free_table_and_entries(table_.load(std::memory_order_acquire)); }  // acquire: last publish
+  ~concurrent_map_core() {
+    {
+      auto pin = Traits::domain().pin();
+      finish_migration();  // the old table's unmoved entries into the new one
+    }
+    free_table_and_entries(table_.load(std::memory_order_acquire));  // acquire: last publish
+  }
 
   // Empties the map. Readers and writers may run meanwhile: readers finish on
   // the old table, writers wait for the swap and go on in the empty one.
   void clear() {
+    auto pin = Traits::domain().pin();
     std::lock_guard lock(rebuild_mutex_);
+    finish_migration();  // no migration begins meanwhile: that takes rebuild_mutex_
     table* fresh = new table(1);
     table* old = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
     old->freeze_all();
@@ -284,17 +317,54 @@ class concurrent_map_core {
     Traits::domain().retire(old, &free_table_and_entries);
   }
 
+  // Makes room for n entries in one rebuild (GROWTH: an explicit reserve
+  // does not migrate incrementally).
   void reserve(std::size_t n) {
     auto pin = Traits::domain().pin();
-    table* t = current();
-    if (n > t->max_load()) rebuild(t, n, true);
+    std::lock_guard lock(rebuild_mutex_);
+    finish_migration();
+    table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
+    if (n > t->max_load()) rebuild_at_once(t, n);
   }
 
   std::size_t size() const {
     auto pin = Traits::domain().pin();
-    return current()->size();
+    const table* t = current();
+    std::size_t n = t->size();
+    if (const table* next = t->next()) n += next->size();  // a migration: entries are in one or the other
+    return n;
   }
   bool empty() const { return size() == 0; }
+
+  // Test hooks. debug_begin_migration starts a migration of the current
+  // table into one of `groups` groups (0: twice the current; a power of two
+  // with room for the entries), whatever its load, and moves nothing; it
+  // does nothing if a migration runs. debug_migration() says where the
+  // migration stands.
+  void debug_begin_migration(std::size_t groups = 0) {
+    auto pin = Traits::domain().pin();
+    std::lock_guard lock(rebuild_mutex_);
+    table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
+    if (t->next()) return;
+    t->begin_migration(new table(groups ? groups : t->groups() * 2));
+  }
+  struct migration_state {
+    bool running = false;
+    std::size_t groups = 0, moved = 0;
+  };
+  migration_state debug_migration() const {
+    auto pin = Traits::domain().pin();
+    const table* t = current();
+    if (!t->next()) return {};
+    return {true, t->groups(), t->moved_groups()};
+  }
+  // Moves group g of the migrating table (a test parks a migration with
+  // some groups moved and others not).
+  void debug_move_group(std::size_t g) {
+    auto pin = Traits::domain().pin();
+    table* t = current();
+    if (t->next()) move_group(t, g);
+  }
 
   // Test hook: the version word of every group of the current table, to show
   // that lookups leave them alone.
@@ -326,10 +396,87 @@ class concurrent_map_core {
   }
 
   // Precondition (all below): the caller is pinned.
-  table* current() const {
+  POLYMAP_ALWAYS_INLINE table* current() const {
     // acquire: pairs with the release store of table_ in rebuild()/clear(),
     // so the new table's arrays are visible.
     return table_.load(std::memory_order_acquire);
+  }
+
+  // The table a write of hash h goes to: the current one or, while it
+  // migrates, the next one, once every group that h's lookup passes in
+  // the migrating table is moved (GROWTH, W1); the write also moves a few
+  // groups from the cursor (W2).
+  POLYMAP_ALWAYS_INLINE table* write_table(std::size_t h) const {
+    table* t = current();
+    while (table* n = t->next()) [[unlikely]] {
+      help_migrate(t, h);
+      t = n;
+    }
+    return t;
+  }
+
+  // W1 and W2 for a write of hash h. Precondition: t->next() is set.
+  [[gnu::noinline]] void help_migrate(table* t, std::size_t h) const {
+    t->for_each_chain_group(h, [&](std::size_t g) { move_group(t, g); });
+    constexpr std::size_t chunk = migrate_chunk_of<Traits>();
+    if constexpr (chunk > 0) {
+      const std::size_t first = t->claim_range(chunk);
+      for (std::size_t g = first; g < first + chunk && g < t->groups(); ++g) move_group(t, g);
+    }
+  }
+
+  // Moves group g of t into t->next(): the thread whose freeze froze it
+  // copies its entries and marks it moved; another waits until it is moved
+  // (one group's copy: no allocation, no lock but the next table's group
+  // locks). The thread that moves the last group makes the next table
+  // current and retires t.
+  void move_group(table* t, std::size_t g) const {
+    if (t->group_moved(g)) return;
+    if (!t->claim_group(g)) {
+      for (backoff bo; !t->group_moved(g); bo.pause()) {
+      }
+      return;
+    }
+    table* next = t->next();
+    typename table::entry buf[kGroupSlots];
+    const std::size_t n = t->claimed_entries(g, buf);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t h = static_cast<const Derived*>(this)->hash_of_word(buf[i].key);
+      // The key is absent from next (its writes go there only once this
+      // group is moved, W1) and next has room for it (needs_rebuild counts
+      // t's entries): only done can come back.
+      if (next->insert(h, buf[i], lock_waits_) != status::done) [[unlikely]]
+        migration_failed();
+    }
+    if (t->finish_group(g, n)) {
+      next->end_migration_of_prev();
+      table* expected = t;
+      // release: pairs with current()'s acquire. The CAS cannot fail: only
+      // the mover of the last group replaces a migrating table (clear and
+      // reserve finish a migration first).
+      table_.compare_exchange_strong(expected, next, std::memory_order_release, std::memory_order_relaxed);
+      growths_.fetch_add(next->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
+      Traits::domain().retire(t, &free_table);  // its entries live on in next (J5)
+    }
+  }
+  [[noreturn]] static void migration_failed() noexcept {
+    std::fputs("polymap: concurrent_map: a migration found no room in the next table (a bug)\n", stderr);
+    std::abort();
+  }
+
+  // Moves every group of a migration in progress (if any) and returns once
+  // the next table is current. For operations that need one table (clear,
+  // reserve, for_each, erase_if, stats) and for a table that must grow
+  // while it still receives a migration.
+  void finish_migration() const {
+    for (;;) {
+      table* t = current();
+      if (!t->next()) return;
+      for (std::size_t g = 0; g < t->groups(); ++g) move_group(t, g);
+      for (backoff bo; current() == t; bo.pause()) {
+        // the mover of the last group is publishing its successor
+      }
+    }
   }
 
   stats_t base_stats(const table* t) const {
@@ -346,19 +493,34 @@ class concurrent_map_core {
     return s;
   }
 
-  void wait_for_rebuild() { std::lock_guard lock(rebuild_mutex_); }
-
   // Throws std::logic_error if this thread runs a callback of this map.
   POLYMAP_ALWAYS_INLINE void check_not_in_callback(const char* /*op*/) const { callback_scope::check(this); }
 
   // Replaces `seen` by a table with room for a quarter more than its live
-  // entries (or min_entries), unless another thread replaced it already or
-  // (without force) it no longer needs it.
-  void rebuild(table* seen, std::size_t min_entries, bool force) {
+  // entries, unless another thread replaced it already or (without force)
+  // it no longer needs it: by a migration (GROWTH) for a table of
+  // incremental_min_groups or more, at once for a smaller one or when an
+  // insert found `seen` full (force).
+  void grow(table* seen, bool force) {
+    finish_migration();  // seen may be the target of a migration still running
     std::lock_guard lock(rebuild_mutex_);
     table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
-    if (t != seen) return;
+    if (t != seen || t->next()) return;
     if (!force && !t->needs_rebuild()) return;
+    if (force || t->groups() < incremental_min_groups_of<Traits>()) {
+      rebuild_at_once(t, 0);
+      return;
+    }
+    const std::size_t live = t->size();  // writers go on: an estimate, as the sizing rule needs
+    // As rebuild_at_once's rule; may throw bad_alloc with nothing changed.
+    t->begin_migration(new table(table::groups_for(live + live / 4 + 1)));
+  }
+
+  // Replaces t by a table with room for a quarter more than its live
+  // entries (or min_entries), built before it is published: every group
+  // is frozen meanwhile. Precondition: rebuild_mutex_ held, t current and
+  // not migrating.
+  void rebuild_at_once(table* t, std::size_t min_entries) {
     t->freeze_all();
     table* fresh;
     try {
@@ -381,6 +543,8 @@ class concurrent_map_core {
     Traits::domain().retire(t, &free_table);
   }
 
+  void wait_for_rebuild() const { std::lock_guard lock(rebuild_mutex_); }
+
   static void free_table(void* p) noexcept { delete static_cast<table*>(p); }
   static void free_table_and_entries(void* p) noexcept {
     auto* t = static_cast<table*>(p);
@@ -389,12 +553,16 @@ class concurrent_map_core {
   }
 
   // Read by every operation; written only by rebuilds: a line of its own.
-  alignas(64) atomic<table*> table_;
+  // mutable: a const operation that needs one table (for_each, stats)
+  // finishes a migration first.
+  alignas(64) mutable atomic<table*> table_;
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] Eq eq_;
-  alignas(64) std::mutex rebuild_mutex_;  // Protects: replacing table_, growths_ (L4).
-  atomic<std::uint64_t> growths_{0};
-  atomic<std::uint64_t> lock_waits_{0};
+  // Protects: starting a migration, replacing table_ at once (rebuild_at_once,
+  // clear) (L4). growths_ is a statistic, counted where a table is replaced.
+  alignas(64) mutable std::mutex rebuild_mutex_;
+  mutable atomic<std::uint64_t> growths_{0};
+  mutable atomic<std::uint64_t> lock_waits_{0};
 };
 
 // The inline layout: keys and values in the slots as atomic words, read
@@ -430,7 +598,9 @@ class inline_concurrent_map
   // the old table is still allocated when its lock is released.
   class key_guard {
    public:
-    POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.current()); }
+    POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) {
+      take(m.write_table(h));
+    }
     POLYMAP_ALWAYS_INLINE ~key_guard() { lock_->unlock(); }
     key_guard(const key_guard&) = delete;
     key_guard& operator=(const key_guard&) = delete;
@@ -587,7 +757,7 @@ class inline_concurrent_map
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_for_write(current(), h, q);
+      const location cur = find_for_write(this->write_table(h), h, q);
       if (cur) {
         V copy = vcodec::copy(cur.e.value);
         {
@@ -623,7 +793,7 @@ class inline_concurrent_map
     auto pin = Traits::domain().pin();
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_for_write(current(), h, q);
+      const location cur = find_for_write(this->write_table(h), h, q);
       V next = [&] {
         const callback_scope in_callback(this, "concurrent_map", "update");
         return cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
@@ -647,7 +817,7 @@ class inline_concurrent_map
     key_guard kg(*this, h);
     owned w(std::move(desired));
     for (;;) {
-      const location cur = find_for_write(current(), h, lookup(q));
+      const location cur = find_for_write(this->write_table(h), h, lookup(q));
       if (!cur || !vcodec::borrow(cur.e.value, [&](const V& seen) { return bool(seen == expected); })) return false;
       if (publish(kg, h, lookup(q), &cur, {cur.e.key, w.get()})) {
         w.commit();
@@ -675,7 +845,7 @@ class inline_concurrent_map
     }
     key_guard kg(*this, h);
     for (;;) {
-      const location cur = find_for_write(current(), h, lookup(q));
+      const location cur = find_for_write(this->write_table(h), h, lookup(q));
       if (!cur) return false;
       if (unlink(kg, h, lookup(q), cur.e)) return true;
     }
@@ -690,6 +860,7 @@ class inline_concurrent_map
     this->check_not_in_callback("erase_if");
     auto pin = Traits::domain().pin();
     std::vector<entry> doomed;
+    this->finish_migration();  // one table to scan (GROWTH)
     current()->for_each_entry([&](const entry& e) {
       const K k = kcodec::decode(e.key);
       if (vcodec::borrow(e.value, [&](const V& v) { return bool(detail::invoke_entry(pred, k, v)); }))
@@ -720,7 +891,9 @@ class inline_concurrent_map
   template <class Q>
   [[gnu::always_inline]] bool contains(const Q& q) const {
     auto pin = Traits::domain().pin();
-    return static_cast<bool>(find_in(current(), hash_of(q), lookup(q)));
+    const auto& key = lookup(q);
+    const std::size_t h = hash_of(key);
+    return static_cast<bool>(current()->find_read(h, matcher(h, key)));
   }
 
   // Calls f(const V&) if q is present, on the value as one validated read
@@ -747,7 +920,7 @@ class inline_concurrent_map
     return detail::bulk_lookup<16>(
         keys, out, [this](const auto& q) { return this->hash_of(q); }, *t,
         [this, t](std::size_t h, const auto& q) -> std::optional<V> {
-          const location loc = this->find_in(t, h, this->lookup(q));
+          const location loc = t->find_read(h, this->matcher(h, this->lookup(q)));
           if (!loc) return std::nullopt;
           return vcodec::copy(loc.e.value);
         });
@@ -758,6 +931,7 @@ class inline_concurrent_map
   template <class F>
   void for_each(F f) const {
     auto pin = Traits::domain().pin();
+    this->finish_migration();  // one table to scan (GROWTH)
     current()->for_each_entry([&](const entry& e) {
       const K k = kcodec::decode(e.key);
       vcodec::borrow(e.value, [&](const V& v) { detail::invoke_entry(f, k, v); });
@@ -766,6 +940,7 @@ class inline_concurrent_map
 
   stats_t stats() const {
     auto pin = Traits::domain().pin();
+    this->finish_migration();  // one table to measure (GROWTH)
     const table* t = current();
     stats_t s = this->base_stats(t);
     s.probe_length_histogram = t->probe_histogram([&](std::uint64_t kw) { return hash_of_word(kw); });
@@ -799,7 +974,7 @@ class inline_concurrent_map
   template <class Q>
   POLYMAP_ALWAYS_INLINE home write_home(std::size_t h, const Q& q, const entry* e, bool overwrite, bool may_insert,
                                         entry& old) {
-    return current()->write_home(h, matcher(h, q), e, overwrite, may_insert, old, lock_waits_);
+    return this->write_table(h)->write_home(h, matcher(h, q), e, overwrite, may_insert, old, lock_waits_);
   }
   // insert_or_assign's: stores w over the key's value, or inserts the key if
   // its word is made (key.made()).
@@ -809,7 +984,8 @@ class inline_concurrent_map
     return write_home(h, q, &e, true, key.made(), old);
   }
 
-  // The lookup of a writer holding the key lock (J6): as find_in, but it
+  // The lookup of a writer holding the key lock (J6): as find_in (this
+  // table only: W3 in GROWTH), but it
   // first waits until the home group is not locked. A fast-path writer
   // (J7) that took the home group's lock before this writer took the key
   // lock may be inserting the key right now, and find_in's miss does not
@@ -855,7 +1031,7 @@ class inline_concurrent_map
   template <class Q>
   published publish_impl(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e, bool any) {
     for (;;) {
-      table* t = current();
+      table* t = this->write_table(h);
       kg.hold(t);  // J6: the lookup below and the write decide under t's key lock
       const location loc = find_for_write(t, h, q);
       if (!any && (loc.found != (expect != nullptr) || (loc && !loc.e.same(expect->e)))) return {false, false};
@@ -864,7 +1040,7 @@ class inline_concurrent_map
         s = t->replace(loc, e.value, lock_waits_);
       } else {
         if (t->needs_rebuild()) {
-          this->rebuild(t, 0, false);
+          this->grow(t, false);
           continue;
         }
         s = t->insert(h, e, lock_waits_);
@@ -874,10 +1050,10 @@ class inline_concurrent_map
           retire_or_poll(loc ? &loc.e.value : nullptr);
           return {true, loc.found};
         case status::frozen:
-          this->wait_for_rebuild();
+          if (!t->next()) this->wait_for_rebuild();  // a rebuild at once; a migration: write_table helps
           break;
         case status::full:
-          this->rebuild(t, 0, true);
+          this->grow(t, true);
           break;
         case status::gone:
           break;
@@ -890,7 +1066,7 @@ class inline_concurrent_map
   template <class Q>
   bool unlink(key_guard& kg, std::size_t h, const Q& q, const entry& old) {
     for (;;) {
-      table* t = current();
+      table* t = this->write_table(h);
       kg.hold(t);  // J6
       const location loc = find_for_write(t, h, q);
       if (!loc || !loc.e.same(old)) return false;
@@ -899,7 +1075,7 @@ class inline_concurrent_map
           retire_erased(loc.e);
           return true;
         case status::frozen:
-          this->wait_for_rebuild();
+          if (!t->next()) this->wait_for_rebuild();  // a rebuild at once; a migration: write_table helps
           break;
         default:
           break;

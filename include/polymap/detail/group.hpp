@@ -227,7 +227,10 @@ class backoff {
 //   bit 0 : locked by a writer (the group's slots and metadata may change)
 //   bit 1 : frozen: the table is being migrated; the group will never change
 //           again and writers must move to the next table
-//   bits 2..: a counter bumped by every unlock and by freeze
+//   bit 2 : moved (only with bit 1): an incremental migration has copied
+//           every entry of the group into the next table (concurrent_map.hpp,
+//           GROWTH); readers that meet it look there
+//   bits 3..: a counter bumped by every unlock and by freeze
 // It is a seqlock: a reader that needs a consistent multi-word view loads the
 // word (acquire), reads, and checks the word unchanged and unlocked
 // (read_begin/read_valid). Readers of the node layout do not need that (see
@@ -268,20 +271,37 @@ class version_lock {
     word_.store(w & ~kLocked, std::memory_order_release);
   }
   // Waits for the lock to be free and marks the group frozen for good.
-  void freeze() noexcept {
+  void freeze() noexcept { (void)freeze_claim(); }
+  // freeze() that says whether this call froze the group (false: it was
+  // frozen already, by another thread). The thread that froze a group in an
+  // incremental migration copies it.
+  bool freeze_claim() noexcept {
     backoff b;
     for (;;) {
       std::uint32_t w = word_.load(std::memory_order_relaxed);  // relaxed: a hint for the CAS
-      if (w & kFrozen) return;
+      if (w & kFrozen) return false;
       // acq_rel: acquire pairs with unlock()'s release (the last writer's slot
       // writes are visible to the migrating thread); release pairs with
       // lock()'s acquire load of the frozen word.
       if (!(w & kLocked) &&
           word_.compare_exchange_weak(w, (w | kFrozen) + kStep, std::memory_order_acq_rel, std::memory_order_relaxed))
-        return;
+        return true;
       b.pause();
     }
   }
+  // Precondition: frozen by this thread's freeze_claim(), and the group's
+  // entries copied into the next table.
+  void mark_moved() noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);  // relaxed: only the freezer writes now
+    // release: pairs with the acquire loads of readers (read_begin) and of
+    // moved(): whoever sees the bit sees the copies in the next table.
+    word_.store(w | kMoved, std::memory_order_release);
+  }
+  bool moved() const noexcept {
+    return word_.load(std::memory_order_acquire) & kMoved;  // acquire: pairs with mark_moved()
+  }
+  // Whether a version word read by read_begin says the group was moved.
+  static constexpr bool moved(std::uint32_t version) noexcept { return (version & kMoved) != 0; }
   // Precondition: frozen by this thread, which still holds the table-wide
   // rebuild mutex. Writers that saw the group frozen wait for that mutex.
   void thaw() noexcept {
@@ -340,7 +360,7 @@ class version_lock {
   }
 
  private:
-  static constexpr std::uint32_t kLocked = 1, kFrozen = 2, kStep = 4;
+  static constexpr std::uint32_t kLocked = 1, kFrozen = 2, kMoved = 4, kStep = 8;
   Atomic<std::uint32_t> word_{0};
 };
 

@@ -319,7 +319,75 @@ class alignas(64) inline_table : public table_sizing {
   // relaxed (size, dirty): as in table_core.
   POLYMAP_ALWAYS_INLINE std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
   POLYMAP_ALWAYS_INLINE std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
-  POLYMAP_ALWAYS_INLINE bool needs_rebuild() const noexcept { return size() + dirty() >= max_load(); }
+  // Whether an insert must first grow the table: live entries, dirty
+  // erasures and, while this table is the target of a migration, the
+  // entries still to be copied in from the previous table (so the copies
+  // always find room: GROWTH in concurrent_map.hpp).
+  POLYMAP_ALWAYS_INLINE bool needs_rebuild() const noexcept {
+    std::size_t incoming = 0;
+    // acquire: pairs with begin_migration's release store of the previous
+    // table's next_ (through which a writer reached this table); the
+    // previous table stays allocated while the caller is pinned.
+    if (const inline_table* p = prev_.load(std::memory_order_acquire)) [[unlikely]]
+      incoming = p->size();
+    return size() + dirty() + incoming >= max_load();
+  }
+
+  // --- incremental migration (concurrent_map.hpp, GROWTH) -----------------
+  // The table this one migrates into; null until a migration begins, then
+  // fixed for the table's life.
+  POLYMAP_ALWAYS_INLINE inline_table* next() const noexcept {
+    return next_.load(std::memory_order_acquire);  // acquire: pairs with begin_migration's release
+  }
+  // Publishes fresh as this table's successor. Precondition: the caller
+  // holds the map's rebuild mutex and no migration of this table began.
+  void begin_migration(inline_table* fresh) noexcept {
+    fresh->prev_.store(this, std::memory_order_relaxed);  // relaxed: published by the release below
+    // release: a writer that loads next() (acquire) sees fresh built.
+    next_.store(fresh, std::memory_order_release);
+  }
+  // On the successor, once every group of the previous table is moved.
+  void end_migration_of_prev() noexcept { prev_.store(nullptr, std::memory_order_release); }
+  bool group_moved(std::size_t g) const noexcept { return blocks_[g].lock.moved(); }
+  // Freezes group g; true if this call froze it (the caller then copies it).
+  bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
+  // The entries of a group this thread claimed (frozen: they no longer
+  // change; the claim's acquire CAS made the last writer's stores visible).
+  std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
+    const block& b = blocks_[g];
+    std::size_t n = 0;
+    for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1)
+      out[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
+    return n;
+  }
+  // After the claimer copied group g's `count` entries into next(): marks
+  // it moved; true for the call that moved the table's last group.
+  bool finish_group(std::size_t g, std::size_t count) noexcept {
+    size_.fetch_sub(count, std::memory_order_relaxed);  // relaxed: J4 (the copies counted in next())
+    blocks_[g].lock.mark_moved();
+    // acq_rel: the call that sees the last group moved synchronizes with
+    // every other claimer's increment (a release sequence), so it sees all
+    // their copies before it publishes next() as the map's table.
+    return moved_.fetch_add(1, std::memory_order_acq_rel) + 1 == groups_;
+  }
+  // Claims up to n groups in index order for the caller to move; returns
+  // the first (groups() or more once every group was claimed).
+  std::size_t claim_range(std::size_t n) noexcept {
+    // relaxed: a work counter; each group's freeze decides who copies it.
+    if (claim_.load(std::memory_order_relaxed) >= groups_) return groups_;
+    return claim_.fetch_add(n, std::memory_order_relaxed);
+  }
+  // Calls f(g) for each group a lookup of hash passes, from its home group
+  // to the first whose overflow bit for the hash is clear; f must leave g
+  // frozen (move it), so that bit is final when it is read.
+  template <class F>
+  void for_each_chain_group(std::size_t hash, F&& f) const {
+    prober p(hash, mask_);
+    do {
+      f(p.get());
+    } while (blocks_[p.get()].meta.load().overflowed(hash) && p.next());
+  }
+  std::size_t moved_groups() const noexcept { return moved_.load(std::memory_order_acquire); }
 
   GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
   const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
@@ -334,12 +402,19 @@ class alignas(64) inline_table : public table_sizing {
   }
 
   // Finds the entry whose key word satisfies match (called only on words
-  // validated by the seqlock). Loads only (READ PROTOCOL, inline layout).
+  // validated by the seqlock), in this table alone: a frozen or moved group
+  // is read as it stands (a writer's lookup: its write to such a group
+  // fails and it starts over in the next table). Loads only.
   template <class Match>
   [[gnu::always_inline]] inline location find(std::size_t hash, Match&& match) const {
-    return find_with<location>(hash, match, [](std::size_t g, std::size_t i, std::uint64_t kw, const value_words& w) {
-      return location{true, g, i, entry{kw, w}};
-    });
+    return find_impl<false, location>(hash, match, location_of);
+  }
+  // find for readers: a moved group sends the lookup to the next table
+  // (READ PROTOCOL in concurrent_map.hpp); the location's group and slot
+  // may be in a later table.
+  template <class Match>
+  [[gnu::always_inline]] inline location find_read(std::size_t hash, Match&& match) const {
+    return find_impl<true, location>(hash, match, location_of);
   }
 
   // find's loop, for callers that want something else than a location:
@@ -352,13 +427,26 @@ class alignas(64) inline_table : public table_sizing {
   // a read, the lookup starts over in find_contended (out of line, so the
   // inlined path stays small enough for consecutive lookups to overlap
   // their misses).
+  // A reader's lookup (find_read's loop): one test per group of the
+  // version word already loaded sends it to the slow path on a moved group.
   template <class R, class Match, class Hit>
   [[gnu::always_inline]] inline R find_with(std::size_t hash, Match&& match, Hit&& hit) const {
+    return find_impl<true, R>(hash, match, hit);
+  }
+
+  template <bool Follow, class R, class Match, class Hit>
+  [[gnu::always_inline]] inline R find_impl(std::size_t hash, Match& match, Hit&& hit) const {
     const std::uint8_t tag = tag_of(hash);
     prober p(hash, mask_);
     for (;;) {
       const block& b = blocks_[p.get()];
       const std::uint32_t v = b.lock.read_begin();
+      if constexpr (Follow) {
+        if (GroupLock::moved(v)) [[unlikely]] {
+          const location loc = find_contended<true>(hash, match);
+          return loc ? hit(loc.group, loc.slot, loc.e.key, loc.e.value) : R();
+        }
+      }
       const group_bits bits = b.meta.load();
       for (std::uint32_t m = bits.match(tag); m; m &= m - 1) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
@@ -368,7 +456,7 @@ class alignas(64) inline_table : public table_sizing {
         value_words w;
         for (std::size_t j = 0; j < kValueWords; ++j) w[j] = sl.value[j].load(std::memory_order_acquire);
         if (!b.lock.read_valid(v)) [[unlikely]] {
-          const location loc = find_contended(hash, match);
+          const location loc = find_contended<Follow>(hash, match);
           return loc ? hit(loc.group, loc.slot, loc.e.key, loc.e.value) : R();
         }
         if (match(kw)) return hit(p.get(), i, kw, w);
@@ -387,28 +475,49 @@ class alignas(64) inline_table : public table_sizing {
     }
   }
 
-  // find, for a lookup that met a writer: each group is read until one read
-  // validates, pausing between tries.
-  template <class Match>
+  // find, for a lookup that met a writer or (Follow) a moved group: each
+  // group is read until one read validates, pausing between tries. With
+  // Follow, the lookup goes on in the next table when it found the key in
+  // a moved group, or missed having seen only moved groups (READ PROTOCOL,
+  // migration, in concurrent_map.hpp).
+  template <bool Follow, class Match>
   [[gnu::noinline]] location find_contended(std::size_t hash, Match& match) const {
     const std::uint8_t tag = tag_of(hash);
-    prober p(hash, mask_);
-    for (;;) {
-      const block& b = blocks_[p.get()];
-      group_bits bits(0, 0);
-      for (backoff bo;; bo.pause()) {
-        const std::uint32_t v = b.lock.read_begin();
-        bits = b.meta.load();
-        std::uint32_t m = bits.match(tag);
-        for (; m; m &= m - 1) {
-          const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
-          const entry e = read(b.slots[i]);
-          if (!b.lock.read_valid(v)) break;  // a writer overlapped: read the group again
-          if (match(e.key)) return {true, p.get(), i, e};
+    for (const inline_table* t = this;; t = t->next()) {  // next(): non-null once a moved group was seen
+      bool saw_unmoved = false;
+      prober p(hash, t->mask_);
+      for (;;) {
+        const block& b = t->blocks_[p.get()];
+        group_bits bits(0, 0);
+        bool moved = false;
+        location hit;
+        for (backoff bo;; bo.pause()) {
+          const std::uint32_t v = b.lock.read_begin();
+          moved = GroupLock::moved(v);
+          bits = b.meta.load();
+          std::uint32_t m = bits.match(tag);
+          for (; m; m &= m - 1) {
+            const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
+            const entry e = read(b.slots[i]);
+            if (!b.lock.read_valid(v)) break;  // a writer overlapped: read the group again
+            if (match(e.key)) {
+              hit = {true, p.get(), i, e};
+              break;
+            }
+          }
+          if (!m || hit) break;  // every candidate was read whole
         }
-        if (!m) break;  // every candidate was read whole and none matched
+        if (!Follow || !moved) {
+          if (hit) return hit;
+          saw_unmoved = true;
+        } else if (hit) {
+          break;  // the key was copied into the next table, which has its latest entry
+        }
+        if (!bits.overflowed(hash) || !p.next()) {
+          if (!Follow || saw_unmoved) return {};
+          break;  // every group of the chain moved: the next table has it all
+        }
       }
-      if (!bits.overflowed(hash) || !p.next()) return {};
     }
   }
 
@@ -603,6 +712,10 @@ class alignas(64) inline_table : public table_sizing {
   }
 
  private:
+  static location location_of(std::size_t g, std::size_t i, std::uint64_t kw, const value_words& w) noexcept {
+    return location{true, g, i, entry{kw, w}};
+  }
+
   struct slot {
     Atomic<std::uint64_t> key{0};
     Atomic<std::uint64_t> value[kValueWords] = {};
@@ -654,9 +767,15 @@ class alignas(64) inline_table : public table_sizing {
 
   std::size_t groups_, mask_, bytes_ = 0;
   block* blocks_ = nullptr;
+  // Read by every write (write_table), set once: on the line every lookup reads.
+  Atomic<inline_table*> next_{nullptr};
   // On their own cache line: every insert and erase writes them.
   alignas(64) Atomic<std::size_t> size_{0};  // J4
   Atomic<std::size_t> dirty_{0};             // erasures from overflowed groups since the build
+  Atomic<inline_table*> prev_{nullptr};      // the table migrating into this one (needs_rebuild)
+  // Written by the writers that help a migration: a line of their own.
+  alignas(64) Atomic<std::size_t> claim_{0};  // the next group to hand out (claim_range)
+  Atomic<std::size_t> moved_{0};              // groups moved (finish_group)
 };
 
 }  // namespace polymap::detail

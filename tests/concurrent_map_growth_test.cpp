@@ -1,0 +1,309 @@
+// concurrent_map's incremental growth (GROWTH in concurrent_map.hpp): a
+// migration parked half-way, with some groups moved and others not, must
+// serve reads, inserts, erases, updates and compare_exchange of keys in both
+// as a map; and the recorded linearizability stress must pass while tables
+// keep migrating under it (small tables, migrations started every few hundred
+// writes, keys inserted and erased while groups move).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "polymap/concurrent_map.hpp"
+#include "polymap/verify/verify.hpp"
+
+namespace {
+
+namespace pv = polymap::verify;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr std::size_t scale = 10;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr std::size_t scale = 10;
+#else
+constexpr std::size_t scale = 1;
+#endif
+#else
+constexpr std::size_t scale = 1;
+#endif
+
+// Every growth is a migration, and writes move only the groups their own
+// key's lookup passes (no cursor): a migration started by a test stays
+// half-way until the test moves groups or finishes it.
+struct parked_traits : polymap::concurrent_map_traits {
+  static constexpr std::size_t incremental_min_groups = 1;
+  static constexpr std::size_t migrate_chunk = 0;
+};
+// Every growth from two groups on is a migration; writes help as by default.
+struct small_traits : polymap::concurrent_map_traits {
+  static constexpr std::size_t incremental_min_groups = 2;
+};
+
+template <class K>
+K key_of(std::size_t i) {
+  if constexpr (std::is_same_v<K, std::string>)
+    // Short and long keys, so both lengths of key block move.
+    return (i % 3 == 0 ? std::string("a-rather-long-key-that-spans-several-words-") : std::string("k")) +
+           std::to_string(i);
+  else
+    return static_cast<K>(i * 0x9E3779B97F4A7C15ull);
+}
+
+template <class M>
+class ParkedMigration : public ::testing::Test {};
+using parked_maps =
+    ::testing::Types<polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
+                                             polymap::key_equal<std::uint64_t>, parked_traits>,
+                     polymap::concurrent_map<std::string, std::uint64_t, polymap::hash<std::string>,
+                                             polymap::key_equal<std::string>, parked_traits>>;
+TYPED_TEST_SUITE(ParkedMigration, parked_maps);
+
+template <class M, class K>
+void expect_same(const M& m, const std::unordered_map<K, std::uint64_t>& oracle, std::size_t keys, const char* when) {
+  for (std::size_t i = 0; i < keys; ++i) {
+    const K k = key_of<K>(i);
+    const auto it = oracle.find(k);
+    const std::optional<std::uint64_t> got = m.find(k);
+    if (it == oracle.end()) {
+      ASSERT_FALSE(got.has_value()) << when << ": key " << i << " should be absent";
+      ASSERT_FALSE(m.contains(k)) << when << ": key " << i;
+    } else {
+      ASSERT_TRUE(got.has_value()) << when << ": key " << i << " missing";
+      ASSERT_EQ(*got, it->second) << when << ": key " << i;
+      std::uint64_t seen = 0;
+      ASSERT_TRUE(m.visit(k, [&](const std::uint64_t& v) { seen = v; })) << when << ": key " << i;
+      ASSERT_EQ(seen, it->second) << when << ": key " << i;
+    }
+  }
+  ASSERT_EQ(m.size(), oracle.size()) << when;
+}
+
+TYPED_TEST(ParkedMigration, MovedAndUnmovedGroupsServeEveryOperation) {
+  using K = typename TypeParam::key_type;
+  TypeParam m;
+  std::unordered_map<K, std::uint64_t> oracle;
+  constexpr std::size_t keys = 3000;
+  for (std::size_t i = 0; i < 2000; ++i) {
+    m.insert(key_of<K>(i), i);
+    oracle[key_of<K>(i)] = i;
+  }
+  m.reserve(0);  // finishes any migration the inserts left half-way
+  ASSERT_FALSE(m.debug_migration().running);
+
+  m.debug_begin_migration();
+  auto st = m.debug_migration();
+  ASSERT_TRUE(st.running);
+  ASSERT_EQ(st.moved, 0u);
+  // Park it with every other group moved: keys sit in moved and unmoved groups.
+  for (std::size_t g = 0; g < st.groups; g += 2) m.debug_move_group(g);
+  st = m.debug_migration();
+  ASSERT_TRUE(st.running);
+  ASSERT_EQ(st.moved, (st.groups + 1) / 2);
+  expect_same(m, oracle, keys, "parked, before any write");
+
+  // Writes: each moves the groups its key's lookup passes, then writes the
+  // next table; reads of keys whose groups moved must see those writes. A
+  // few dozen writes, so most unmoved groups stay unmoved.
+  for (std::size_t i = 0; i < 2000; i += 167) {
+    ASSERT_FALSE(m.insert_or_assign(key_of<K>(i), i + 100000));
+    oracle[key_of<K>(i)] = i + 100000;
+  }
+  for (std::size_t i = 1; i < 2000; i += 181) {
+    ASSERT_TRUE(m.erase(key_of<K>(i)));
+    oracle.erase(key_of<K>(i));
+  }
+  for (std::size_t i = 2000; i < 2012; ++i) {
+    ASSERT_TRUE(m.insert(key_of<K>(i), i));
+    oracle[key_of<K>(i)] = i;
+  }
+  for (std::size_t i = 2; i < 2012; i += 199) {
+    const K k = key_of<K>(i);
+    const bool present = oracle.count(k) != 0;
+    const std::uint64_t next = m.update(k, [&](const std::uint64_t* cur) {
+      EXPECT_EQ(cur != nullptr, present) << "update of key " << i;
+      return cur ? *cur + 1 : std::uint64_t{7};
+    });
+    oracle[k] = present ? oracle[k] + 1 : 7;
+    ASSERT_EQ(next, oracle[k]);
+  }
+  for (std::size_t i = 4; i < 2012; i += 211) {
+    const K k = key_of<K>(i);
+    const auto it = oracle.find(k);
+    if (it == oracle.end()) {
+      ASSERT_FALSE(m.compare_exchange(k, std::uint64_t{0}, std::uint64_t{1}));
+      continue;
+    }
+    ASSERT_FALSE(m.compare_exchange(k, it->second + 1, std::uint64_t{1}));  // wrong expectation
+    ASSERT_TRUE(m.compare_exchange(k, it->second, it->second * 2));
+    it->second *= 2;
+  }
+  for (std::size_t i = 1; i < 2000; i += 90) {  // some erased above, some present
+    const K k = key_of<K>(i);
+    ASSERT_EQ(m.insert(k, 0), oracle.count(k) == 0) << "insert of key " << i;
+    oracle.emplace(k, 0);
+  }
+  st = m.debug_migration();
+  ASSERT_TRUE(st.running) << "the writes moved only their own keys' groups";
+  ASSERT_LT(st.moved, st.groups);
+  expect_same(m, oracle, keys, "parked, after writes");
+
+  m.reserve(0);  // finishes the migration
+  ASSERT_FALSE(m.debug_migration().running);
+  expect_same(m, oracle, keys, "after the migration");
+  std::size_t seen = 0;
+  m.for_each([&](const K& k, const std::uint64_t& v) {
+    ++seen;
+    const auto it = oracle.find(k);
+    ASSERT_NE(it, oracle.end());
+    EXPECT_EQ(v, it->second);
+  });
+  EXPECT_EQ(seen, oracle.size());
+}
+
+// A migration half-way, then clear(), reserve(), erase_if and the
+// destructor: each finishes it first, and nothing is lost or freed twice
+// (asan: every key block freed exactly once).
+TYPED_TEST(ParkedMigration, WholeTableOperationsFinishIt) {
+  using K = typename TypeParam::key_type;
+  {
+    TypeParam m;
+    for (std::size_t i = 0; i < 1500; ++i) m.insert(key_of<K>(i), i);
+    m.reserve(0);
+    m.debug_begin_migration();
+    m.debug_move_group(1);
+    std::size_t erased = m.erase_if([](const K&, const std::uint64_t& v) { return v % 2 == 0; });
+    EXPECT_EQ(erased, 750u);
+    EXPECT_FALSE(m.debug_migration().running);
+    EXPECT_EQ(m.size(), 750u);
+    m.debug_begin_migration();
+    m.debug_move_group(0);
+    m.clear();
+    EXPECT_EQ(m.size(), 0u);
+    EXPECT_FALSE(m.find(key_of<K>(1)).has_value());
+    for (std::size_t i = 0; i < 500; ++i) m.insert(key_of<K>(i), i);
+    m.debug_begin_migration();
+    m.debug_move_group(0);
+  }  // destroyed half-way
+  SUCCEED();
+}
+
+// Readers never miss a key that is present for their whole run, and never
+// see a value it did not have, while writers insert and erase other keys
+// through many migrations (default cursor help, small tables).
+TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
+                          polymap::key_equal<std::uint64_t>, small_traits>
+      m;
+  constexpr std::uint64_t stable = 500;
+  for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i * 3);
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> misses{0}, wrong{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r)
+    readers.emplace_back([&, r] {
+      std::uint64_t i = static_cast<std::uint64_t>(r);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const std::uint64_t k = i++ % stable;
+        const auto v = m.find(k);
+        if (!v)
+          misses.fetch_add(1, std::memory_order_relaxed);
+        else if (*v != k * 3)
+          wrong.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  const std::uint64_t rounds = 12 / (scale > 1 ? 3 : 1);
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    // Grow from a few groups to thousands, then shrink back by erasing.
+    const std::uint64_t n = 20000 / scale;
+    for (std::uint64_t i = 0; i < n; ++i) m.insert(1'000'000 + i, i);
+    for (std::uint64_t i = 0; i < n; ++i) m.erase(1'000'000 + i);
+    m.debug_begin_migration();  // one more, with the cursor moving it
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(misses.load(), 0u);
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GT(m.stats().growths, 3u);
+  EXPECT_EQ(m.size(), stable);
+}
+
+// concurrent_map whose writes also start a same-size migration every
+// `period`-th insert_or_assign, so groups keep moving under the stress.
+template <class K, class V>
+class migrating_map : public polymap::concurrent_map<K, V, polymap::hash<K>, polymap::key_equal<K>, small_traits> {
+  using base = polymap::concurrent_map<K, V, polymap::hash<K>, polymap::key_equal<K>, small_traits>;
+
+ public:
+  bool insert_or_assign(K k, V v) {
+    if (count_.fetch_add(1, std::memory_order_relaxed) % period == period - 1) {
+      const auto groups = this->stats_groups();
+      this->debug_begin_migration(groups);
+      started_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return base::insert_or_assign(std::move(k), std::move(v));
+  }
+  std::uint64_t started() const { return started_.load(); }
+  static constexpr std::uint64_t period = 97;
+
+ private:
+  std::size_t stats_groups() const { return this->debug_version_words().size(); }
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> started_{0};
+};
+
+template <class M>
+class MigratingStress : public ::testing::Test {};
+using migrating_maps = ::testing::Types<migrating_map<std::uint64_t, std::uint64_t>,
+                                        migrating_map<std::string, polymap::value>>;
+TYPED_TEST_SUITE(MigratingStress, migrating_maps);
+
+TYPED_TEST(MigratingStress, HighContentionFewKeys) {
+  pv::stress_options o;
+  o.threads = 4;
+  o.keys = 40;
+  o.ops_per_thread = 100'000 / scale;
+  o.round_ops = 25'000 / scale;
+  o.seed = 20261203;
+  TypeParam m;
+  auto r = pv::run_stress(m, o);
+  EXPECT_TRUE(r.ok()) << r.report();
+  EXPECT_GT(m.started(), 10u);
+  EXPECT_GT(m.stats().growths, 0u);
+  std::printf("%s", r.report().c_str());
+}
+
+TYPED_TEST(MigratingStress, SpreadKeysThroughGrowth) {
+  pv::stress_options o;
+  o.threads = 3;
+  o.keys = 5000;
+  o.ops_per_thread = 100'000 / scale;
+  o.round_ops = 50'000 / scale;
+  o.seed = 31;
+  TypeParam m;
+  auto r = pv::run_stress(m, o);
+  EXPECT_TRUE(r.ok()) << r.report();
+  EXPECT_GT(m.stats().growths, 3u);
+  std::printf("%s", r.report().c_str());
+}
+
+TYPED_TEST(MigratingStress, PerturbedSchedule) {
+  pv::stress_options o;
+  o.threads = 3;
+  o.keys = 64;
+  o.ops_per_thread = 20'000 / scale;
+  o.round_ops = 10'000 / scale;
+  o.seed = 5;
+  o.perturb = true;
+  TypeParam m;
+  auto r = pv::run_stress(m, o);
+  EXPECT_TRUE(r.ok()) << r.report();
+  std::printf("%s", r.report().c_str());
+}
+
+}  // namespace
