@@ -57,11 +57,10 @@ K key_of(std::size_t i) {
 
 template <class M>
 class ParkedMigration : public ::testing::Test {};
-using parked_maps =
-    ::testing::Types<polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
-                                             polymap::key_equal<std::uint64_t>, parked_traits>,
-                     polymap::concurrent_map<std::string, std::uint64_t, polymap::hash<std::string>,
-                                             polymap::key_equal<std::string>, parked_traits>>;
+using parked_maps = ::testing::Types<polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
+                                                             polymap::key_equal<std::uint64_t>, parked_traits>,
+                                     polymap::concurrent_map<std::string, std::uint64_t, polymap::hash<std::string>,
+                                                             polymap::key_equal<std::string>, parked_traits>>;
 TYPED_TEST_SUITE(ParkedMigration, parked_maps);
 
 template <class M, class K>
@@ -197,8 +196,8 @@ TYPED_TEST(ParkedMigration, WholeTableOperationsFinishIt) {
 // see a value it did not have, while writers insert and erase other keys
 // through many migrations (default cursor help, small tables).
 TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
-  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
-                          polymap::key_equal<std::uint64_t>, small_traits>
+  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>, polymap::key_equal<std::uint64_t>,
+                          small_traits>
       m;
   constexpr std::uint64_t stable = 500;
   for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i * 3);
@@ -259,8 +258,8 @@ class migrating_map : public polymap::concurrent_map<K, V, polymap::hash<K>, pol
 
 template <class M>
 class MigratingStress : public ::testing::Test {};
-using migrating_maps = ::testing::Types<migrating_map<std::uint64_t, std::uint64_t>,
-                                        migrating_map<std::string, polymap::value>>;
+using migrating_maps =
+    ::testing::Types<migrating_map<std::uint64_t, std::uint64_t>, migrating_map<std::string, polymap::value>>;
 TYPED_TEST_SUITE(MigratingStress, migrating_maps);
 
 TYPED_TEST(MigratingStress, HighContentionFewKeys) {

@@ -409,9 +409,9 @@ class concurrent_map_core {
   POLYMAP_ALWAYS_INLINE table* write_table(std::size_t h) const {
     table* t = current();
     while (table* n = t->next()) [[unlikely]] {
-      help_migrate(t, h);
-      t = n;
-    }
+        help_migrate(t, h);
+        t = n;
+      }
     return t;
   }
 
@@ -598,9 +598,7 @@ class inline_concurrent_map
   // the old table is still allocated when its lock is released.
   class key_guard {
    public:
-    POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) {
-      take(m.write_table(h));
-    }
+    POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.write_table(h)); }
     POLYMAP_ALWAYS_INLINE ~key_guard() { lock_->unlock(); }
     key_guard(const key_guard&) = delete;
     key_guard& operator=(const key_guard&) = delete;
