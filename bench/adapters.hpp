@@ -217,13 +217,10 @@ class nosync_flat {
 };
 
 #ifdef POLYMAP_BENCH_HAVE_CONCURRENT_MAP
-template <class K>
-class concurrent_map {
+template <class K, class Traits>
+class concurrent_map_with {
  public:
-  static map_info info() {
-    return {"concurrent_map", "polymap::concurrent_map", "polymap::concurrent_map<K, value>", true};
-  }
-  explicit concurrent_map(std::size_t) {}
+  explicit concurrent_map_with(std::size_t) {}
   POLYMAP_BENCH_INLINE bool find(const K& k, std::uint64_t& sink) {
     auto v = map_.find(k);
     if (!v) return false;
@@ -235,7 +232,29 @@ class concurrent_map {
   std::size_t size() { return map_.size(); }
 
  private:
-  polymap::concurrent_map<K, value> map_;
+  polymap::concurrent_map<K, value, polymap::hash<K>, polymap::key_equal<K>, Traits> map_;
+};
+template <class K>
+class concurrent_map : public concurrent_map_with<K, polymap::concurrent_map_traits> {
+ public:
+  using concurrent_map_with<K, polymap::concurrent_map_traits>::concurrent_map_with;
+  static map_info info() {
+    return {"concurrent_map", "polymap::concurrent_map", "polymap::concurrent_map<K, value>", true};
+  }
+};
+// The same map with every growth a rebuild at once (the way before issue
+// 16's incremental migration): for same-run A/B runs, not run by default.
+struct growth_at_once_traits : polymap::concurrent_map_traits {
+  static constexpr std::size_t incremental_min_groups = SIZE_MAX;
+};
+template <class K>
+class concurrent_map_at_once : public concurrent_map_with<K, growth_at_once_traits> {
+ public:
+  using concurrent_map_with<K, growth_at_once_traits>::concurrent_map_with;
+  static map_info info() {
+    return {"concurrent_map_at_once", "polymap::concurrent_map (growth at once)",
+            "polymap::concurrent_map<K, value>, every growth a rebuild at once (A/B)", true};
+  }
 };
 #endif
 

@@ -240,6 +240,7 @@ const std::vector<map_entry>& registry() {
     v.push_back(entry<adapters::locked_map>());
 #ifdef POLYMAP_BENCH_HAVE_CONCURRENT_MAP
     v.push_back(entry<adapters::concurrent_map>());
+    v.push_back(entry<adapters::concurrent_map_at_once>(false));
 #endif
 #ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
     v.push_back(entry<adapters::snapshot_map>(false));

@@ -28,7 +28,9 @@
 //   the write fast path runs Eq holding the home group's lock.
 //   A callback may run again if clear() or a growth races with the same
 //   operation (its key locks are per table, J6: a write that began on the
-//   new table may store first).
+//   new table may store first). Hash must not throw for a key already in
+//   the map (a growth rehashes word-sized keys; string and boxed keys keep
+//   their hash). size() during a growth adds the two tables' counts.
 //   Memory: erased keys and replaced values are freed a grace period later
 //   (epoch); a reader that stays pinned (a visit callback that blocks) holds
 //   back those frees for every map of the process.
@@ -48,7 +50,9 @@
 //              group (first on its probe sequence) serializes the writes of
 //              the key to that table (J6).
 //   freeze   : a group's version word marked final: the table is being
-//              rebuilt, no write to it can succeed any more.
+//              rebuilt or migrated, no write to it can succeed any more.
+//   moved    : a frozen group whose entries a migration copied into the
+//              table's next table (GROWTH).
 //   epoch    : detail::epoch_domain::global(): a table, key block, payload
 //              or box is freed only once no thread pinned before its
 //              retirement is still pinned.
@@ -58,8 +62,9 @@
 //   +---------------------+        +----------------------------------------------+
 //   | table_ (atomic ptr) |------> | G x {meta 16 B, version 4 B, key lock 4 B,   |
 //   | rebuild_mutex_      |        |      15 x {key word, value words}}           |
-//   | counters            |        +---------------|------------------------------+
-//   +---------------------+                        v (string keys)
+//   | counters            |        | next: the table it migrates into (GROWTH)    |
+//   +---------------------+        +---------------|------------------------------+
+//                                                  v (string keys)
 //                                   key block {hash, size, bytes} (immutable)
 //   K -> polymap::value: a block is 16 + 8 + 15 * 24 = 384 bytes, six lines
 //   (static_assert in inline_table.hpp); a hit reads the first line (tags
@@ -89,15 +94,19 @@
 //       never waits for anything while holding it.
 //   L3. Order: key lock, then one group lock at a time; or rebuild_mutex_,
 //       then freezing groups. A writer that finds a group frozen gives up
-//       the group (it never had it), waits for rebuild_mutex_ while still
-//       holding its key lock, and retries on the new table. The rebuilder
-//       takes no key lock and no group lock (freezing waits for a group lock
-//       to be free; it never holds one), so no cycle exists.
-//   L4. rebuild_mutex_ Protects: replacing table_ (growth, reserve, clear,
-//       dirty rebuild), growths_. A rebuild freezes every group of the old
-//       table, moves the key and value words into the new one (rehashing:
-//       the hash comes from the key block, or from the word key), publishes
-//       it, and retires the old table.
+//       the group (it never had it); in a migration it helps move groups
+//       (GROWTH), in a rebuild at once it waits for rebuild_mutex_, in both
+//       still holding its key lock, and retries on the new table. Moving a
+//       group takes no key lock: it freezes the group (waiting for at most
+//       one short group-lock hold), takes group locks of the next table one
+//       at a time, or waits for another thread's copy of one group, which
+//       itself waits for nothing but group locks. The rebuilder takes no key
+//       lock and holds no group lock, so no cycle exists.
+//   L4. rebuild_mutex_ Protects: beginning a migration, and replacing
+//       table_ at once (reserve, clear, a small or full table). The mover of
+//       a migration's last group replaces table_ without it: nothing else
+//       replaces a migrating table (clear and reserve finish the migration
+//       first, under the mutex, and no migration begins while it is held).
 //   L5. A thread that runs a callback under a key lock is recorded
 //       (callback_scope); a write to the same map from it throws (CONTRACT).
 //
@@ -132,6 +141,14 @@
 //   whole run is impossible; a lookup racing an erase+reinsert that misses
 //   linearizes in the gap. A lookup that still reads a table being rebuilt
 //   reads frozen, unchanging groups: the state at the freeze, inside its run.
+//   In a migration (GROWTH) a group's version word may say "moved": every
+//   entry it held is in the next table, where writes of its keys go. The
+//   fast path tests that bit in the version it loaded anyway; on a moved
+//   group the lookup starts over in find_contended, which walks the chain
+//   (the groups from the home group to the first whose overflow bit for the
+//   hash is clear) and goes on in the next table if it found the key in a
+//   moved group, or missed having seen only moved groups. Otherwise its
+//   answer stands: see GROWTH, R1-R2.
 //   Ownership: the words of a full slot own their key block and one payload
 //   reference (or box). A writer that replaces value words retires the old
 //   value; an erase retires the value and the key block; a rebuild moves
@@ -140,17 +157,60 @@
 //   so a reader could pair one entry's key with another's value. A 16-byte
 //   CAS per slot instead would be a locked RMW on every read.
 //
-// GROWTH: a new table, built while readers go on (chosen over incremental
-//   migration). A rebuild is triggered when size + dirty reaches 7/8 of the
-//   slots (dirty: erasures from overflowed groups, which keep probe chains
-//   long until a rebuild clears the overflow bytes). Under rebuild_mutex_ the
-//   rebuilder freezes every group (each freeze waits for at most one short
-//   group-lock hold), allocates a table with room for 5/4 of the live
-//   entries, moves the words, publishes the table (release), and retires the
-//   old one through the epoch domain. Readers are never blocked: they keep
-//   reading the frozen table until they next load table_. Writers to a
-//   frozen group wait for the rebuild to finish. If the allocation throws,
-//   the groups are thawed and the map is as before.
+// GROWTH: incremental and cooperative (issue 16). A table grows when size +
+//   dirty (+ the entries still to come from a previous table) reaches 7/8
+//   of its slots (dirty: erasures from overflowed groups, which keep probe
+//   chains long until a rebuild clears the overflow bytes). The new table
+//   has room for 5/4 of the live entries (a table at its maximum load
+//   doubles; a dirty one may stay the same size or shrink).
+//   Migration (a table of incremental_min_groups = 32 groups or more):
+//   under rebuild_mutex_ the grower allocates the next table (bad_alloc:
+//   nothing changed) and publishes it as the old table's next (release);
+//   that is all it does. From then on:
+//   W1. A write of key k first moves every group of k's chain in the old
+//       table, then runs on the next table as on any table (J6, J7). So a
+//       key is written in the next table only after every group that could
+//       hold it in the old one is moved: the old table's copy is the key's
+//       latest state until then, and the next table's from then on.
+//   W2. Each write also takes two groups from a cursor (migrate_chunk) and
+//       moves them, so the migration ends after about groups / 2 writes,
+//       long before the next table fills (it has twice the groups).
+//   Moving group g: freeze it (the freeze waits for at most one short
+//   group-lock hold; the thread whose freeze froze it is its mover), copy
+//   its entries into the next table (plain inserts under the next table's
+//   group locks: no allocation, no key lock, the keys are absent there by
+//   W1, and the next table has room: its needs_rebuild counts the old
+//   table's entries), then set the group's "moved" bit (release). A writer
+//   that meets a group another thread is moving waits for that one copy (15
+//   entries at most); no operation waits for a whole-table rehash. The mover
+//   of the last group publishes the next table as table_ and retires the
+//   old one (whose words now belong to the next table, J5).
+//   W3. A writer whose lookup ran on a table that began migrating meanwhile
+//       decides from its frozen or moved groups as they stand: every such
+//       group froze after the writer chose that table, so the state it
+//       shows held at the freeze, inside the writer's run; its store to a
+//       frozen group fails, and it starts over on the next table.
+//   R1. A lookup that met a group not yet moved (live, or frozen and being
+//       copied) knows k's chain was not all moved at that instant, so no
+//       write of k had gone to the next table: every group it read shows
+//       the key's latest state at some instant inside its run (a moved
+//       group keeps the state of its freeze until the first write of k in
+//       the next table, which comes after that instant). Its answer stands.
+//   R2. Found in a moved group, or missed over moved groups only: the next
+//       table holds k's latest state (its copy was made before the moved bit
+//       the lookup saw), so the lookup goes on there, by R1-R2 again.
+//   The tests that fail if R2 is dropped (readers answer from moved groups):
+//   ParkedMigration and MigratingStress in concurrent_map_growth_test.
+//   A table of fewer groups (microseconds to rebuild), an explicit
+//   reserve(n), clear(), and an insert that found a table full rebuild at
+//   once: under rebuild_mutex_ the rebuilder freezes every group, moves the
+//   words into a new table, publishes it and retires the old one; readers go
+//   on reading the frozen groups, writers wait for the mutex. (The old way
+//   for every growth; incremental_min_groups = SIZE_MAX brings it back for
+//   A/B runs.) for_each, erase_if and stats() finish a migration first (they
+//   are O(n) anyway), as do clear, reserve and the destructor. Shrinking
+//   after mass erase: not done (a dirty table is rebuilt by size, which may
+//   shrink it, but erases alone never start a rebuild).
 //
 // ALTERNATIVES CONSIDERED (measurements: docs/concurrent_map.md)
 //   - Boost concurrent_flat_map: readers take the group's spin lock on a tag
@@ -160,6 +220,10 @@
 //     a third dependent miss per lookup, and every write allocated a node
 //     and retired one. Replaced by key blocks and values in the slot.
 //   - Key stripes apart from the groups: a second contended line per write.
+//   - Growth at once for every table (sessions 1-7): the insert that grew a
+//     2M-entry table waited tens of ms for the whole rehash, and writers to
+//     frozen groups slept meanwhile. Kept for small tables, reserve, clear.
+//   - Readers that help a migration: a lookup would write shared memory.
 //   - Boost's per-group insert counters instead of key locks: the retry path
 //     calls user callbacks (update) again; key locks call them once.
 //   - A seq_cst size counter per map: one line every insert bounces; ours

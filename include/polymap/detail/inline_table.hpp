@@ -31,7 +31,10 @@
 //       it, into whichever group has room. The lock sits on the block's
 //       first line, which a write to the home group dirties anyway; a
 //       separate array of key stripes cost a second contended line per write
-//       (concurrent_map.hpp, LOCK PROTOCOL).
+//       (concurrent_map.hpp, LOCK PROTOCOL). One exception: a migration's
+//       copy of k into the next table takes no key lock, since no other
+//       write of k to that table can run before the copy is done (W1 in
+//       concurrent_map.hpp, GROWTH).
 //   J7. Fast path (write_home): a write that can be decided in its key's home
 //       group alone runs from its lookup to its publication holding that
 //       group's lock, having seen the group's key lock free after taking
