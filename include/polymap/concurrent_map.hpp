@@ -509,9 +509,10 @@ class concurrent_map_core {
       // The key is absent from next (its writes go there only once this
       // group is moved, W1) and next has room for it (needs_rebuild counts
       // t's entries): only done can come back.
-      if (next->insert(h, buf[i], lock_waits_) != status::done) [[unlikely]]
+      if (next->insert_uncounted(h, buf[i], lock_waits_) != status::done) [[unlikely]]
         migration_failed();
     }
+    next->add_copied(n);
     if (t->finish_group(g, n)) {
       next->end_migration_of_prev();
       table* expected = t;

@@ -363,6 +363,10 @@ class alignas(64) inline_table : public table_sizing {
       out[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
     return n;
   }
+  // Counts `count` entries a migration copied in with insert_uncounted.
+  void add_copied(std::size_t count) noexcept {
+    size_.fetch_add(count, std::memory_order_relaxed);  // relaxed: J4 (size() is exact only when no write runs)
+  }
   // After the claimer copied group g's `count` entries into next(): marks
   // it moved; true for the call that moved the table's last group.
   bool finish_group(std::size_t g, std::size_t count) noexcept {
@@ -529,6 +533,14 @@ class alignas(64) inline_table : public table_sizing {
   // empty slot. On done the table owns e's value (J5).
   template <class Counter>
   POLYMAP_ALWAYS_INLINE status insert(std::size_t hash, const entry& e, Counter& waits) {
+    const status s = insert_uncounted(hash, e, waits);
+    if (s == status::done) size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
+    return s;
+  }
+  // insert without counting the entry in size(): a migration copies a group
+  // and counts its entries once (add_copied).
+  template <class Counter>
+  POLYMAP_ALWAYS_INLINE status insert_uncounted(std::size_t hash, const entry& e, Counter& waits) {
     prober p(hash, mask_);
     do {
       block& b = blocks_[p.get()];
@@ -536,9 +548,8 @@ class alignas(64) inline_table : public table_sizing {
       if (const std::uint32_t avail = b.meta.load().match_empty()) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
         write(b.slots[i], e);
-        b.meta.set_tag(i, tag_of(hash));                // J1: words, then tag
-        size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4, under the group lock
-        b.lock.unlock();                                // bumps the version: readers retry
+        b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
+        b.lock.unlock();                  // bumps the version: readers retry
         return status::done;
       }
       b.meta.set_overflow(hash);  // J3
