@@ -70,6 +70,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "polymap/detail/group.hpp"
 #include "polymap/detail/hash.hpp"
 #include "polymap/value.hpp"
@@ -302,15 +304,35 @@ class alignas(64) inline_table : public table_sizing {
   // table unchanged for the caller's key-lock path (slow).
   enum class home { replaced, inserted, present, erased, absent, slow };
 
+  // A table of kMapBytes or more takes its blocks from mmap, untouched: the
+  // kernel's zero pages are every block's initial state (all words zero:
+  // empty tags, version 0, key lock free). Building them with placement new
+  // wrote every page up front: 50 ms for an 80 MB table on the session-8
+  // machine, paid by the one insert that began a growth (GROWTH in
+  // concurrent_map.hpp); untouched, each page is faulted in by the first
+  // write to it, spread over the migration and later inserts.
+  static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
+
   explicit inline_table(std::size_t groups) : groups_(groups), mask_(groups - 1) {
     bytes_ = groups * sizeof(block);
-    blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
-    for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
+    if (bytes_ >= kMapBytes) {
+      void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      blocks_ = static_cast<block*>(p);  // page-aligned, so 64-byte aligned
+    } else {
+      blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
+      for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
+    }
   }
   inline_table(const inline_table&) = delete;
   inline_table& operator=(const inline_table&) = delete;
   // Frees the array only: the words' values belong to the front end (J5).
-  ~inline_table() { ::operator delete (blocks_, std::align_val_t{64}); }
+  ~inline_table() {
+    if (bytes_ >= kMapBytes)
+      ::munmap(blocks_, bytes_);
+    else
+      ::operator delete (blocks_, std::align_val_t{64});
+  }
 
   // The block the essay describes (static_asserts in concurrent_map.hpp).
   static constexpr std::size_t block_bytes() noexcept { return sizeof(block); }
@@ -734,7 +756,7 @@ class alignas(64) inline_table : public table_sizing {
     Atomic<std::uint64_t> key{0};
     Atomic<std::uint64_t> value[kValueWords] = {};
   };
-  struct alignas(64) block {
+  struct alignas(64) block {  // all-zero bytes: an empty, unlocked group (the mmap'd tables rely on it)
     group_meta<Atomic> meta;
     GroupLock lock;    // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
     KeyLock key_lock;  // Serializes the writes of the keys whose home group this is (J6); readers ignore it.
