@@ -18,6 +18,8 @@ namespace polymap::testing {
 template <class K = std::string, class V = polymap::value>
 class reference_map : public polymap::detail::typed_access<reference_map<K, V>, K, V> {
  public:
+  using key_type = K;
+  using mapped_type = V;
   bool insert(K k, V v) { return m_.try_emplace(std::move(k), std::move(v)).second; }
   bool insert_or_assign(K k, V v) { return m_.insert_or_assign(std::move(k), std::move(v)).second; }
   template <class F>

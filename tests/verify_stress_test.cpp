@@ -14,6 +14,7 @@
 
 #include "polymap/locked_map.hpp"
 #include "polymap/verify/verify.hpp"
+#include "wide_types.hpp"
 
 #if __has_include("polymap/concurrent_map.hpp")
 #include "polymap/concurrent_map.hpp"
@@ -24,9 +25,27 @@
 #define POLYMAP_VERIFY_HAS_SNAPSHOT_MAP 1
 #endif
 
+// A 64-byte V (concurrent_map boxes it): the load's values and the model's
+// add. Every word of a big_value derives from its number, so a value pieced
+// together from two writes would show as a value never written.
+template <>
+struct polymap::verify::stress_values<polymap::testing::big_value> {
+  using V = polymap::testing::big_value;
+  static V make(std::uint64_t r) { return V::of(r % 6); }
+  static V delta(std::uint64_t r) { return V::of(1 + r % 3); }
+};
+template <>
+struct polymap::verify::value_traits<polymap::testing::big_value> {
+  using V = polymap::testing::big_value;
+  static V add(const V* cur, const V& delta) { return cur ? V::of(cur->number() + delta.number()) : delta; }
+  static std::size_t hash(const V& v) { return std::hash<V>{}(v); }
+  static std::string show(const V& v) { return fmt::format("big({})", v.number()); }
+};
+
 namespace {
 
 using polymap::value;
+using polymap::testing::big_value;
 namespace pv = polymap::verify;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -168,17 +187,18 @@ TEST(VerifyStress, ScheduleIsReproducibleFromItsSeed) {
 template <class M>
 class RealMapStress : public ::testing::Test {};
 
-using real_maps =
-    ::testing::Types<polymap::locked_map<>
+using real_maps = ::testing::Types<polymap::locked_map<>
 #ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
-                     ,
-                     polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, polymap::value>  // inline layout
+                                   ,
+                                   polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, polymap::value>,
+                                   polymap::concurrent_map<std::uint64_t, std::uint64_t>,  // word key, word value
+                                   polymap::concurrent_map<std::uint64_t, big_value>       // boxed value
 #endif
 #ifdef POLYMAP_VERIFY_HAS_SNAPSHOT_MAP
-                     ,
-                     polymap::snapshot_map<>
+                                   ,
+                                   polymap::snapshot_map<>
 #endif
-                     >;
+                                   >;
 TYPED_TEST_SUITE(RealMapStress, real_maps);
 
 // 4 threads on 3 keys: 600,000 operations (default build).
@@ -222,5 +242,36 @@ TYPED_TEST(RealMapStress, PerturbedSchedule) {
   EXPECT_TRUE(r.ok()) << r.report();
   std::printf("%s", r.report().c_str());
 }
+
+#ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
+// concurrent_map from its smallest table (one group of 15 slots): the run
+// grows it several times while the threads write, and erasures from
+// overflowed groups force rebuilds of the same size (dirty); every history
+// across those rebuilds must check.
+template <class M>
+class GrowingMapStress : public ::testing::Test {};
+using growing_maps = ::testing::Types<polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, std::uint64_t>,
+                                      polymap::concurrent_map<std::uint64_t, big_value>>;
+TYPED_TEST_SUITE(GrowingMapStress, growing_maps);
+
+// 2 threads over 3,000 keys in 4 rounds: 200,000 operations (default build).
+TYPED_TEST(GrowingMapStress, GrowsDuringTheRun) {
+  TypeParam map;
+  ASSERT_LE(map.stats().capacity, 15u);
+  pv::stress_options o;
+  o.threads = 2;
+  o.keys = 3'000;
+  o.ops_per_thread = 100'000 / scale;
+  o.round_ops = 25'000 / scale;
+  o.seed = 15;
+  auto r = pv::run_stress(map, o);
+  EXPECT_TRUE(r.ok()) << r.report();
+  EXPECT_EQ(r.operations, o.threads * o.ops_per_thread);
+  const auto s = map.stats();
+  EXPECT_GE(s.growths, 4u) << "the run was meant to grow the table";
+  std::printf("%s%zu growths, %zu entries, capacity %zu\n", r.report().c_str(), static_cast<std::size_t>(s.growths),
+              s.size, s.capacity);
+}
+#endif
 
 }  // namespace

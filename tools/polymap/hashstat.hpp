@@ -271,7 +271,13 @@ row measure_boost_with(const std::vector<std::uint64_t>& keys, value_mix v, row 
     if (idx >= groups * N) return unavailable("an element lies outside the logged array");
     const std::size_t g = idx / N, slot = idx % N;
     std::size_t h = Hash{}(k);
-    if constexpr (!boost::unordered::hash_is_avalanching<Hash>::value) h = boost::unordered::detail::xmx(h);
+    if constexpr (!boost::unordered::hash_is_avalanching<Hash>::value) {
+#if __has_include(<boost/unordered/detail/mulx.hpp>)  // Boost 1.83+ mixes with mulx (bench builds with newer headers)
+      h = boost::unordered::detail::mulx(h);
+#else
+      h = boost::unordered::detail::xmx(h);
+#endif
+    }
     const unsigned char tag = meta[g * 16 + slot];
     if (tag < 2) return unavailable("an element's slot has no full tag");
     std::size_t pos = h >> size_index, step = 0, visited = 1, false_matches = 0;
