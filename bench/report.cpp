@@ -60,6 +60,17 @@ std::vector<std::string> map_names(const results& r) {
   return v;
 }
 
+charts::options chart_options(std::string id, std::string title, std::string y_unit, charts::y_scale scale,
+                              std::string value_suffix) {
+  charts::options o;
+  o.id = std::move(id);
+  o.title = std::move(title);
+  o.y_unit = std::move(y_unit);
+  o.scale = scale;
+  o.value_suffix = std::move(value_suffix);
+  return o;
+}
+
 // A map's style number (colour, marker, dash): its place in map_names(), so
 // that a map looks the same in every chart of the report.
 std::size_t style_of(const results& r, const std::string& map) {
@@ -177,13 +188,10 @@ std::string memory_chart(const results& r) {
   }
   // One peer's fixed start-up cost (libcuckoo: over 1,000 bytes per entry at
   // 10k) would flatten every other bar on a linear axis.
-  charts::options o;
-  o.id = "memory";
-  o.title = "Heap bytes per entry (after inserting N keys, no reserve)";
-  o.y_unit = "bytes/entry";
-  o.scale = charts::y_scale::log;
-  o.value_suffix = " bytes/entry";
-  return charts::bar_chart(o, groups, ss).svg;
+  return charts::bar_chart(chart_options("memory", "Heap bytes per entry (after inserting N keys, no reserve)",
+                                         "bytes/entry", charts::y_scale::log, " bytes/entry"),
+                           groups, ss)
+      .svg;
 }
 
 // Histograms found anywhere in a hashstat JSON: arrays of numbers under a
@@ -299,6 +307,19 @@ std::string hashstat_chart(const nlohmann::json& hs) {
   return charts::bar_chart(o, groups, ss).svg;
 }
 
+// The CSS of every report page.
+constexpr const char* page_style =
+
+    "body { font-family: sans-serif; margin: 1.5em; color: #222; }\n"
+    // Two charts side by side on a wide page, one on a narrow one; each
+    // SVG scales to its cell (viewBox), so the charts use the page width.
+    ".charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }\n"
+    ".charts svg { width: 100%; height: auto; display: block; border: 1px solid #e4e4e4; }\n"
+    "table { border-collapse: collapse; font-size: 12px; width: 100%; }\n"
+    "td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; vertical-align: top; }\n"
+    ".ratio { color: #666; font-size: 11px; }\n"
+    "th { background: #f4f4f4; }\n";
+
 }  // namespace
 
 std::string render_table(const results& r) {
@@ -394,17 +415,8 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
   std::string out;
   out +=
       "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
-      "<title>polymap bench report</title>\n<style>\n"
-      "body { font-family: sans-serif; margin: 1.5em; color: #222; }\n"
-      // Two charts side by side on a wide page, one on a narrow one; each
-      // SVG scales to its cell (viewBox), so the charts use the page width.
-      ".charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }\n"
-      ".charts svg { width: 100%; height: auto; display: block; border: 1px solid #e4e4e4; }\n"
-      "table { border-collapse: collapse; font-size: 12px; width: 100%; }\n"
-      "td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; vertical-align: top; }\n"
-      ".ratio { color: #666; font-size: 11px; }\n"
-      "th { background: #f4f4f4; }\n"
-      "</style>\n</head>\n<body>\n<h1>polymap bench report</h1>\n";
+      "<title>polymap bench report</title>\n<style>\n" +
+      std::string(page_style) + "</style>\n</head>\n<body>\n<h1>polymap bench report</h1>\n";
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s. {}</p>\n",
                  xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
@@ -467,6 +479,107 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
         }
         if (any) out += line + "</tr>\n";
       }
+  out += "</table>\n<h2>Maps</h2>\n<ul>\n";
+  for (const auto& m : r.maps)
+    fmt::format_to(std::back_inserter(out), "<li><b>{}</b> ({}): {}</li>\n", xml_escape(m.label), xml_escape(m.name),
+                   xml_escape(m.description));
+  out += "</ul>\n</body>\n</html>\n";
+  return out;
+}
+
+std::string render_latency_html(const latency::results& r) {
+  using latency::format_ns;
+  std::string out =
+      "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+      "<title>polymap bench latency</title>\n<style>\n" +
+      std::string(page_style) +
+      "</style>\n</head>\n<body>\n<h1>polymap bench latency: operations while a map grows</h1>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s, load average "
+                 "at the start {}. {}</p>\n",
+                 xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
+                 xml_escape(r.machine.build_type), xml_escape(r.machine.date), r.elapsed_seconds,
+                 xml_escape(r.load_average), xml_escape(r.machine.note));
+  fmt::format_to(std::back_inserter(out),
+                 "<p><b>Method:</b> N = {} distinct uint64 keys inserted into an empty map (no reserve) by {} "
+                 "thread(s), each insert timed alone; then a fresh map prefilled with N/2 keys takes 50/50 finds of "
+                 "present keys and inserts of the other N/2 (crossing a growth), then N/2 finds on the grown map. "
+                 "{} run(s) per map, interleaved; percentiles pooled over the runs. <b>Clock:</b> {}; two "
+                 "back-to-back reads take {} (median), {} (p99), included in every sample. Percentiles come from a "
+                 "log-linear histogram (at most 1.6% high); maxima are exact.</p>\n",
+                 r.config.n, r.config.threads, r.config.runs, xml_escape(r.clock), format_ns(r.clock_p50_ns),
+                 format_ns(r.clock_p99_ns));
+  if (!r.errors.empty()) {
+    out += "<h2>Errors</h2>\n<ul>\n";
+    for (const auto& e : r.errors) fmt::format_to(std::back_inserter(out), "<li>{}</li>\n", xml_escape(e));
+    out += "</ul>\n";
+  }
+  auto label_of = [&](const std::string& m) {
+    for (const auto& i : r.maps)
+      if (i.name == m) return i.label;
+    return m;
+  };
+  out += "<h2>Latency percentiles</h2>\n<div class=\"charts\">\n";
+  const std::vector<std::string> xs = {"p50", "p99", "p99.9", "p99.99", "max"};
+  std::vector<latency::phase> phases;
+  for (auto ph : latency::all_phases()) {
+    std::vector<series> ss;
+    for (std::size_t i = 0; i < r.maps.size(); ++i) {
+      const auto* x = latency::find_row(r, r.maps[i].name, ph);
+      if (!x) continue;
+      series s{r.maps[i].name, r.maps[i].label, i, {}, false};
+      for (auto ns : {x->p50_ns, x->p99_ns, x->p999_ns, x->p9999_ns, x->max_ns})
+        s.values.push_back(static_cast<double>(ns) / 1000.0);
+      ss.push_back(std::move(s));
+    }
+    if (ss.empty()) continue;
+    phases.push_back(ph);
+    charts::options o;
+    o.id = fmt::format("latency-{}", latency::name(ph));
+    o.title = latency::title(ph);
+    o.x_title = "percentile, pooled over the runs";
+    o.y_unit = "microseconds";
+    o.scale = charts::y_scale::log;
+    o.value_suffix = " us";
+    out += charts::line_chart(o, xs, ss).svg;
+  }
+  // The worst single operation: median over the runs, per phase.
+  std::vector<std::string> groups;
+  for (auto ph : phases) groups.push_back(latency::name(ph));
+  std::vector<series> max_ss, tp_ss;
+  for (std::size_t i = 0; i < r.maps.size(); ++i) {
+    series m{r.maps[i].name, r.maps[i].label, i, {}, false}, t = m;
+    for (auto ph : phases) {
+      const auto* x = latency::find_row(r, r.maps[i].name, ph);
+      m.values.push_back(x ? std::optional<double>(static_cast<double>(x->median_run_max_ns) / 1000.0) : std::nullopt);
+      t.values.push_back(x ? std::optional<double>(x->median_mops) : std::nullopt);
+    }
+    max_ss.push_back(std::move(m));
+    tp_ss.push_back(std::move(t));
+  }
+  out += charts::bar_chart(chart_options("latency-max", "Slowest single operation (median over runs of each run's max)",
+                                         "microseconds", charts::y_scale::log, " us"),
+                           groups, max_ss)
+             .svg;
+  out += charts::bar_chart(
+             chart_options("latency-throughput", "Throughput of the same runs (median; clock reads included)", "Mops/s",
+                           charts::y_scale::automatic, " Mops/s"),
+             groups, tp_ss)
+             .svg;
+  out +=
+      "</div>\n<h2>All rows</h2>\n<table>\n<tr><th>map</th><th>phase</th><th>ops</th><th>p50</th><th>p99</th>"
+      "<th>p99.9</th><th>p99.99</th><th>max</th><th>max, median of runs</th><th>each run's max</th>"
+      "<th>Mops/s, median</th></tr>\n";
+  for (const auto& x : r.rows) {
+    std::string runs;
+    for (auto v : x.run_max_ns) runs += (runs.empty() ? "" : ", ") + format_ns(v);
+    fmt::format_to(std::back_inserter(out),
+                   "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                   "<td>{}</td><td>{}</td><td>{:.2f}</td></tr>\n",
+                   breakable(label_of(x.map)), latency::name(x.phase), x.ops, format_ns(x.p50_ns), format_ns(x.p99_ns),
+                   format_ns(x.p999_ns), format_ns(x.p9999_ns), format_ns(x.max_ns), format_ns(x.median_run_max_ns),
+                   runs, x.median_mops);
+  }
   out += "</table>\n<h2>Maps</h2>\n<ul>\n";
   for (const auto& m : r.maps)
     fmt::format_to(std::back_inserter(out), "<li><b>{}</b> ({}): {}</li>\n", xml_escape(m.label), xml_escape(m.name),

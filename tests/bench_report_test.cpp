@@ -495,6 +495,62 @@ TEST(BenchReport, ChartsScaleToThePageWidth) {
   }
 }
 
+TEST(BenchReport, LatencyPageChartsPercentilesOnALogAxis) {
+  namespace bl = polymap::bench::latency;
+  bl::results r;
+  r.machine.cpu = "test <cpu>";
+  r.config.n = 1000;
+  r.config.runs = 2;
+  r.clock = "steady_clock";
+  r.maps = {{"concurrent_map", "polymap::concurrent_map", "d", true},
+            {"tbb_hash_map", "tbb::concurrent_hash_map", "d", true},
+            {"cuckoo_map", "libcuckoo cuckoohash_map", "d", true}};
+  std::uint64_t scale = 1;
+  for (const auto& m : r.maps) {
+    for (auto ph : bl::all_phases()) {
+      bl::row x;
+      x.map = m.name;
+      x.phase = ph;
+      x.ops = 2000;
+      x.p50_ns = 80 * scale;
+      x.p99_ns = 900 * scale;
+      x.p999_ns = 5'000 * scale;
+      x.p9999_ns = 40'000 * scale;
+      x.max_ns = 65'000'000 * scale;
+      x.run_max_ns = {x.max_ns, x.max_ns / 2};
+      x.median_run_max_ns = x.max_ns * 3 / 4;
+      x.mops = {1.5, 2.5};
+      x.median_mops = 2;
+      r.rows.push_back(x);
+    }
+    scale *= 2;
+  }
+  const std::string html = render_latency_html(r);
+  ASSERT_EQ(check_xml(html), "") << html.substr(0, 1500);
+  EXPECT_NE(html.find("test &lt;cpu&gt;"), std::string::npos);
+  for (auto ph : bl::all_phases()) {
+    const std::string chart = svg_with_id(html, std::string("latency-") + bl::name(ph));
+    ASSERT_FALSE(chart.empty()) << bl::name(ph);
+    EXPECT_NE(chart.find("data-scale=\"log\""), std::string::npos);
+    EXPECT_NE(chart.find("microseconds (log scale)"), std::string::npos);
+    for (const char* x : {">p50<", ">p99<", ">p99.9<", ">p99.99<", ">max<"})
+      EXPECT_NE(chart.find(x), std::string::npos);
+    for (const auto& m : r.maps) {
+      EXPECT_TRUE(has_series(chart, m.name)) << m.name;
+      EXPECT_NE(chart.find(">" + m.label + "</text>"), std::string::npos) << m.label << " not in the legend";
+    }
+    // The log axis spans the 80 ns p50 to the 260 ms max: 0.01 us to 1,000,000 us.
+    const auto ticks = tick_positions(chart);
+    EXPECT_TRUE(ticks.count("0.01") && ticks.count("1M")) << chart.substr(0, 2000);
+  }
+  const std::string maxima = svg_with_id(html, "latency-max");
+  ASSERT_FALSE(maxima.empty());
+  EXPECT_NE(maxima.find("data-scale=\"log\""), std::string::npos);
+  EXPECT_FALSE(svg_with_id(html, "latency-throughput").empty());
+  // Each run's max is in the table.
+  EXPECT_NE(html.find("65 ms, 32.5 ms"), std::string::npos);
+}
+
 TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {
   auto j = load("bench_small.json");
   j["results"][0]["workload"] = "find33";
