@@ -1,5 +1,6 @@
 // polymap bench latency — per-operation latency while maps grow from empty
 // (bench/latency.hpp; issue 16). Added under `polymap bench` by cmd_bench.cpp.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
