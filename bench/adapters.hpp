@@ -255,6 +255,7 @@ class concurrent_map_at_once : public concurrent_map_with<K, growth_at_once_trai
     return {"concurrent_map_at_once", "polymap::concurrent_map (growth at once)",
             "polymap::concurrent_map<K, value>, every growth a rebuild at once (A/B)", true};
   }
+  static constexpr bool opt_in = true;
 };
 #endif
 
@@ -266,6 +267,7 @@ class snapshot_map {
     return {"snapshot_map", "polymap::snapshot_map",
             "polymap::snapshot_map<K, value> (read-mostly; opt in with --maps)", true};
   }
+  static constexpr bool opt_in = true;  // every write publishes a version: slow, by design
   explicit snapshot_map(std::size_t) {}
   POLYMAP_BENCH_INLINE bool find(const K& k, std::uint64_t& sink) {
     auto v = map_.find(k);
@@ -438,5 +440,60 @@ class xenium_hm {
   std::unique_ptr<large_table> large_;
 };
 #endif
+
+template <class A>
+concept has_thread_scope = requires {
+  typename A::thread_scope;
+};
+
+// Runs f() on this thread inside the adapter's thread_scope, if it has one.
+template <class A, class F>
+void with_thread_scope(A& map, F f) {
+  if constexpr (has_thread_scope<A>) {
+    typename A::thread_scope scope(map);
+    f();
+  } else {
+    f();
+  }
+}
+
+// Every adapter this build has, in the benchmark's order: calls
+// v.template operator()<Adapter>() once for each, so that the throughput
+// driver (driver.cpp) and the latency benchmark (latency.cpp) share one list.
+// An adapter with `static constexpr bool opt_in = true` runs only when named.
+template <class Visitor>
+void visit_adapters(Visitor&& v) {
+  v.template operator()<std_shared_mutex>();
+  v.template operator()<locked_map>();
+#ifdef POLYMAP_BENCH_HAVE_CONCURRENT_MAP
+  v.template operator()<concurrent_map>();
+  v.template operator()<concurrent_map_at_once>();
+#endif
+#ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
+  v.template operator()<snapshot_map>();
+#endif
+  v.template operator()<sharded_flat>();
+#ifdef POLYMAP_BENCH_HAVE_TBB
+  v.template operator()<tbb_hash_map>();
+#endif
+#ifdef POLYMAP_BENCH_HAVE_LIBCUCKOO
+  v.template operator()<cuckoo_map>();
+#endif
+#ifdef POLYMAP_BENCH_HAVE_BOOST_CFM
+  v.template operator()<boost_cfm>();
+#endif
+#ifdef POLYMAP_BENCH_HAVE_XENIUM
+  v.template operator()<xenium_hm>();
+#endif
+  v.template operator()<nosync_flat>();
+}
+
+template <class A>
+constexpr bool opt_in() {
+  if constexpr (requires { A::opt_in; })
+    return A::opt_in;
+  else
+    return false;
+}
 
 }  // namespace polymap::bench::adapters

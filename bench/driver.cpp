@@ -52,20 +52,7 @@ class runner {
   virtual std::string check(const std::vector<K>& keys, const K& absent) = 0;
 };
 
-template <class A>
-concept has_thread_scope = requires {
-  typename A::thread_scope;
-};
-
-template <class A, class F>
-void with_thread_scope(A& map, F f) {
-  if constexpr (has_thread_scope<A>) {
-    typename A::thread_scope scope(map);
-    f();
-  } else {
-    f();
-  }
-}
+using adapters::with_thread_scope;
 
 value value_of(std::uint64_t i) {
   return value(static_cast<std::int64_t>(i));
@@ -236,29 +223,8 @@ map_entry entry(bool by_default = true) {
 const std::vector<map_entry>& registry() {
   static const std::vector<map_entry> maps = [] {
     std::vector<map_entry> v;
-    v.push_back(entry<adapters::std_shared_mutex>());
-    v.push_back(entry<adapters::locked_map>());
-#ifdef POLYMAP_BENCH_HAVE_CONCURRENT_MAP
-    v.push_back(entry<adapters::concurrent_map>());
-    v.push_back(entry<adapters::concurrent_map_at_once>(false));
-#endif
-#ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
-    v.push_back(entry<adapters::snapshot_map>(false));
-#endif
-    v.push_back(entry<adapters::sharded_flat>());
-#ifdef POLYMAP_BENCH_HAVE_TBB
-    v.push_back(entry<adapters::tbb_hash_map>());
-#endif
-#ifdef POLYMAP_BENCH_HAVE_LIBCUCKOO
-    v.push_back(entry<adapters::cuckoo_map>());
-#endif
-#ifdef POLYMAP_BENCH_HAVE_BOOST_CFM
-    v.push_back(entry<adapters::boost_cfm>());
-#endif
-#ifdef POLYMAP_BENCH_HAVE_XENIUM
-    v.push_back(entry<adapters::xenium_hm>());
-#endif
-    v.push_back(entry<adapters::nosync_flat>());
+    adapters::visit_adapters(
+        [&]<template <class> class A>() { v.push_back(entry<A>(!adapters::opt_in<A<std::uint64_t>>())); });
     return v;
   }();
   return maps;
@@ -352,6 +318,13 @@ machine_info detect_machine() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   mi.date = buf;
   return mi;
+}
+
+std::string read_loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  if (!(f >> a >> b >> c)) return "";
+  return a + " " + b + " " + c;
 }
 
 namespace {

@@ -79,6 +79,8 @@ std::string check_adapter(const std::string& map, key_kind keys, std::size_t n);
 
 // The CPU, core count, compiler, build type and date of this run.
 machine_info detect_machine();
+// /proc/loadavg's first three fields ("" where there is none).
+std::string read_loadavg();
 
 // Heap bytes live right now by the counting operator new, and whether it
 // counts; exposed for the tests.

@@ -320,13 +320,6 @@ std::unique_ptr<subject> make_subject(const std::string& map, value_kind v) {
   return v == value_kind::u64 ? make_subject_for<std::uint64_t>(map) : make_subject_for<value>(map);
 }
 
-std::string read_loadavg() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "";
-  return a + " " + b + " " + c;
-}
-
 // Rough per-key prefill cost and per-write cost on an idle core, for the
 // estimate only.
 double prefill_cost(const std::string& map, std::size_t n) {

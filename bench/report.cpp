@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -13,36 +14,22 @@
 
 #include <fmt/format.h>
 
+#include "bench/charts.hpp"
+
 namespace polymap::bench {
 namespace {
 
-// Distinct colours that survive grey-scale printing reasonably well.
-constexpr const char* palette[] = {"#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1",
-                                   "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"};
+using charts::fmt_num;
+using charts::series;
+using charts::xml_escape;
 
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
+// A label for a narrow table header: a line may break after "::" or "_"
+// (names like polymap::concurrent_map have no spaces to break at).
+std::string breakable(const std::string& label) {
+  std::string out = xml_escape(label);
+  for (const char* sep : {"::", "_"})
+    for (auto p = out.find(sep); p != std::string::npos; p = out.find(sep, p + 7))
+      out.insert(p + std::strlen(sep), "<wbr/>");
   return out;
 }
 
@@ -52,191 +39,10 @@ std::string fmt_n(std::size_t n) {
   return fmt::format("{}", n);
 }
 
-std::string fmt_num(double v) {
-  if (v == 0) return "0";
-  if (v >= 100) return fmt::format("{:.0f}", v);
-  if (v >= 10) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.2f}", v);
-}
-
-// A round axis maximum at or above v, and a tick step.
-std::pair<double, double> nice_axis(double v) {
-  if (!(v > 0)) return {1, 0.25};
-  const double mag = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
-    if (m * mag >= v) {
-      const double top = m * mag;
-      const double step = top / (m == 2.5 ? 5 : (m == 1.0 || m == 10.0 ? 5 : 4));
-      return {top, step};
-    }
-  }
-  return {10 * mag, 2 * mag};
-}
-
-struct series {
-  std::string name;   // map name (data-series)
-  std::string label;  // legend text
-  std::string color;
-  std::vector<std::optional<double>> values;  // one per x category
-  bool reference = false;                     // drawn as a dashed level line
-};
-
-struct chart_box {
-  double w = 460, h = 260;
-  double left = 56, right = 150, top = 34, bottom = 40;
-};
-
-void legend(std::string& out, const std::vector<series>& ss, const chart_box& b) {
-  double y = b.top + 4;
-  for (const auto& s : ss) {
-    fmt::format_to(std::back_inserter(out),
-                   "<g class=\"legend\" data-series=\"{0}\"><rect x=\"{1}\" y=\"{2}\" width=\"10\" height=\"10\" "
-                   "fill=\"{3}\"/><text x=\"{4}\" y=\"{5}\" font-size=\"10\">{6}</text></g>\n",
-                   xml_escape(s.name), b.w - b.right + 10, y, s.color, b.w - b.right + 24, y + 9, xml_escape(s.label));
-    y += 15;
-  }
-}
-
-// y axis with grid lines; returns the axis maximum.
-double y_axis(std::string& out, const chart_box& b, double max_value, const std::string& unit) {
-  const auto [top, step] = nice_axis(max_value);
-  const double ph = b.h - b.top - b.bottom;
-  for (double v = 0; v <= top + step / 2; v += step) {
-    const double y = b.top + ph - v / top * ph;
-    fmt::format_to(std::back_inserter(out),
-                   "<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#ddd\"/>"
-                   "<text x=\"{3}\" y=\"{4:.1f}\" font-size=\"10\" text-anchor=\"end\">{5}</text>\n",
-                   b.left, y, b.w - b.right, b.left - 4, y + 3, fmt_num(v));
-  }
-  fmt::format_to(std::back_inserter(out),
-                 "<text x=\"12\" y=\"{0}\" font-size=\"10\" transform=\"rotate(-90 12 {0})\" "
-                 "text-anchor=\"middle\">{1}</text>\n",
-                 b.top + ph / 2, xml_escape(unit));
-  return top;
-}
-
-void frame_open(std::string& out, const chart_box& b, const std::string& title, const std::string& id,
-                bool standalone) {
-  fmt::format_to(std::back_inserter(out),
-                 "<svg {}width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" class=\"chart\" "
-                 "id=\"{}\" font-family=\"sans-serif\">\n<title>{}</title>\n"
-                 "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-                 "<text x=\"{}\" y=\"18\" font-size=\"12\" font-weight=\"bold\">{}</text>\n",
-                 standalone ? "xmlns=\"http://www.w3.org/2000/svg\" " : "", b.w, b.h, b.w, b.h, xml_escape(id),
-                 xml_escape(title), b.left, xml_escape(title));
-}
-
-// Lines over categorical x values (thread counts).
-std::string line_chart(const std::string& id, const std::string& title, const std::vector<std::string>& xs,
-                       const std::string& x_title, const std::vector<series>& ss, bool standalone = false) {
-  chart_box b;
-  std::string out;
-  frame_open(out, b, title, id, standalone);
-  double maxv = 0;
-  for (const auto& s : ss)
-    for (const auto& v : s.values)
-      if (v) maxv = std::max(maxv, *v);
-  const double top = y_axis(out, b, maxv * 1.05, "Mops/s");
-  const double pw = b.w - b.left - b.right, ph = b.h - b.top - b.bottom;
-  auto xpos = [&](std::size_t i) {
-    return b.left + (static_cast<double>(i) + 0.5) * pw / static_cast<double>(xs.size());
-  };
-  auto ypos = [&](double v) { return b.top + ph - v / top * ph; };
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    fmt::format_to(std::back_inserter(out),
-                   "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n", xpos(i),
-                   b.h - b.bottom + 14, xml_escape(xs[i]));
-  fmt::format_to(std::back_inserter(out),
-                 "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n", b.left + pw / 2,
-                 b.h - 8, xml_escape(x_title));
-  for (const auto& s : ss) {
-    fmt::format_to(std::back_inserter(out), "<g class=\"series\" data-series=\"{}\">", xml_escape(s.name));
-    if (s.reference) {
-      // One-thread limit: a dashed level across the chart.
-      if (s.values.size() && s.values[0]) {
-        const double y = ypos(*s.values[0]);
-        fmt::format_to(std::back_inserter(out),
-                       "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-dasharray=\"5 3\"/>"
-                       "<title>{}: {} Mops/s at 1 thread</title>",
-                       b.left, y, b.w - b.right, y, s.color, xml_escape(s.label), fmt_num(*s.values[0]));
-      }
-    } else {
-      std::string points;
-      for (std::size_t i = 0; i < s.values.size(); ++i)
-        if (s.values[i]) points += fmt::format("{:.1f},{:.1f} ", xpos(i), ypos(*s.values[i]));
-      if (!points.empty())
-        fmt::format_to(std::back_inserter(out),
-                       "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>", s.color, points);
-      for (std::size_t i = 0; i < s.values.size(); ++i)
-        if (s.values[i])
-          fmt::format_to(
-              std::back_inserter(out),
-              "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}, {}: {} Mops/s</title></circle>",
-              xpos(i), ypos(*s.values[i]), s.color, xml_escape(s.label), xml_escape(xs[i]), fmt_num(*s.values[i]));
-    }
-    out += "</g>\n";
-  }
-  legend(out, ss, b);
-  out += "</svg>\n";
-  return out;
-}
-
-// Grouped bars: one group per category, one bar per series. reference_line
-// draws a level (1.0 for ratios).
-std::string bar_chart(const std::string& id, const std::string& title, const std::vector<std::string>& groups,
-                      const std::string& unit, const std::vector<series>& ss, std::optional<double> reference_line) {
-  chart_box b;
-  b.w = std::max(460.0, 150 + 56 + static_cast<double>(groups.size() * (ss.size() * 9 + 14)));
-  std::string out;
-  frame_open(out, b, title, id, false);
-  double maxv = reference_line.value_or(0);
-  for (const auto& s : ss)
-    for (const auto& v : s.values)
-      if (v) maxv = std::max(maxv, *v);
-  const double top = y_axis(out, b, maxv * 1.05, unit);
-  const double pw = b.w - b.left - b.right, ph = b.h - b.top - b.bottom;
-  const double gw = pw / static_cast<double>(std::max<std::size_t>(1, groups.size()));
-  const double bw = std::max(2.0, (gw - 10) / static_cast<double>(std::max<std::size_t>(1, ss.size())));
-  for (std::size_t g = 0; g < groups.size(); ++g)
-    fmt::format_to(std::back_inserter(out),
-                   "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n",
-                   b.left + (static_cast<double>(g) + 0.5) * gw, b.h - b.bottom + 14, xml_escape(groups[g]));
-  for (std::size_t si = 0; si < ss.size(); ++si) {
-    const auto& s = ss[si];
-    fmt::format_to(std::back_inserter(out), "<g class=\"series\" data-series=\"{}\">", xml_escape(s.name));
-    for (std::size_t g = 0; g < s.values.size() && g < groups.size(); ++g) {
-      if (!s.values[g]) continue;
-      const double h = *s.values[g] / top * ph;
-      fmt::format_to(std::back_inserter(out),
-                     "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{}, {}: "
-                     "{}</title></rect>",
-                     b.left + static_cast<double>(g) * gw + 5 + static_cast<double>(si) * bw, b.top + ph - h, bw - 1, h,
-                     s.color, xml_escape(s.label), xml_escape(groups[g]), fmt_num(*s.values[g]));
-    }
-    out += "</g>\n";
-  }
-  if (reference_line) {
-    const double y = b.top + ph - *reference_line / top * ph;
-    fmt::format_to(
-        std::back_inserter(out),
-        "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"black\" stroke-dasharray=\"4 2\"/>\n", b.left,
-        y, b.w - b.right, y);
-  }
-  legend(out, ss, b);
-  out += "</svg>\n";
-  return out;
-}
-
 std::vector<int> thread_counts(const results& r) {
   std::set<int> s;
   for (const auto& row : r.rows) s.insert(row.cfg.threads);
   return {s.begin(), s.end()};
-}
-
-std::string color_of(const results& r, const std::string& map) {
-  for (std::size_t i = 0; i < r.maps.size(); ++i)
-    if (r.maps[i].name == map) return palette[i % std::size(palette)];
-  return "#000000";
 }
 
 std::string label_of(const results& r, const std::string& map) {
@@ -252,6 +58,24 @@ std::vector<std::string> map_names(const results& r) {
   for (const auto& row : r.rows)
     if (std::find(v.begin(), v.end(), row.cfg.map) == v.end()) v.push_back(row.cfg.map);
   return v;
+}
+
+charts::options chart_options(std::string id, std::string title, std::string y_unit, charts::y_scale scale,
+                              std::string value_suffix) {
+  charts::options o;
+  o.id = std::move(id);
+  o.title = std::move(title);
+  o.y_unit = std::move(y_unit);
+  o.scale = scale;
+  o.value_suffix = std::move(value_suffix);
+  return o;
+}
+
+// A map's style number (colour, marker, dash): its place in map_names(), so
+// that a map looks the same in every chart of the report.
+std::size_t style_of(const results& r, const std::string& map) {
+  const auto names = map_names(r);
+  return static_cast<std::size_t>(std::find(names.begin(), names.end(), map) - names.begin());
 }
 
 const measurement* find_row(const results& r, const std::string& map, workload w, key_kind k, std::size_t n,
@@ -284,13 +108,14 @@ std::vector<workload> workloads_in(const results& r) {
   return v;
 }
 
-std::string throughput_chart(const results& r, workload w, key_kind k, std::size_t n, distribution d, bool standalone) {
+charts::chart throughput_chart(const results& r, workload w, key_kind k, std::size_t n, distribution d,
+                               bool standalone) {
   const auto ts = thread_counts(r);
   std::vector<std::string> xs;
   for (int t : ts) xs.push_back(fmt::format("{}", t));
   std::vector<series> ss;
   for (const auto& m : map_names(r)) {
-    series s{m, label_of(r, m), color_of(r, m), {}, m == nosync_map};
+    series s{m, label_of(r, m), style_of(r, m), {}, m == nosync_map};
     bool any = false;
     for (int t : ts) {
       const auto* row = find_row(r, m, w, k, n, d, t);
@@ -300,9 +125,14 @@ std::string throughput_chart(const results& r, workload w, key_kind k, std::size
     if (any) ss.push_back(std::move(s));
   }
   const std::string dist_text = w == workload::insert ? "" : fmt::format(", {}", name(d));
-  return line_chart(fmt::format("tp-{}-{}-{}-{}", name(w), name(k), n, name(d)),
-                    fmt::format("{}: {}, N={}{}", title(w), name(k), fmt_n(n), dist_text), xs, "threads", ss,
-                    standalone);
+  charts::options o;
+  o.id = fmt::format("tp-{}-{}-{}-{}", name(w), name(k), n, name(d));
+  o.title = fmt::format("{}: {}, N={}{}", title(w), name(k), fmt_n(n), dist_text);
+  o.x_title = "threads";
+  o.y_unit = "Mops/s";
+  o.standalone = standalone;
+  o.value_suffix = " Mops/s";
+  return charts::line_chart(o, xs, ss);
 }
 
 std::string ratio_chart(const results& r, workload w) {
@@ -311,7 +141,7 @@ std::string ratio_chart(const results& r, workload w) {
   for (int t : ts) groups.push_back(fmt::format("{} thread{}", t, t == 1 ? "" : "s"));
   std::vector<series> ss;
   for (const auto& m : map_names(r)) {
-    series s{m, label_of(r, m), color_of(r, m), {}, false};
+    series s{m, label_of(r, m), style_of(r, m), {}, false};
     bool any = false;
     for (int t : ts) {
       double log_sum = 0;
@@ -326,9 +156,13 @@ std::string ratio_chart(const results& r, workload w) {
     }
     if (any) ss.push_back(std::move(s));
   }
-  return bar_chart(fmt::format("ratio-{}", name(w)),
-                   fmt::format("{}: ratio to {} (geometric mean)", title(w), label_of(r, baseline_map)), groups,
-                   "x baseline", ss, 1.0);
+  charts::options o;
+  o.id = fmt::format("ratio-{}", name(w));
+  o.title = fmt::format("{}: ratio to the baseline (geometric mean)", title(w));
+  o.y_unit = "ratio to the baseline";
+  o.reference_line = 1.0;
+  o.value_suffix = "x";
+  return charts::bar_chart(o, groups, ss).svg;
 }
 
 std::string memory_chart(const results& r) {
@@ -341,7 +175,7 @@ std::string memory_chart(const results& r) {
   for (auto [k, n] : cats) groups.push_back(fmt::format("{}, N={}", name(k), fmt_n(n)));
   std::vector<series> ss;
   for (const auto& m : map_names(r)) {
-    series s{m, label_of(r, m), color_of(r, m), {}, false};
+    series s{m, label_of(r, m), style_of(r, m), {}, false};
     bool any = false;
     for (auto [k, n] : cats) {
       std::optional<double> v;
@@ -352,7 +186,12 @@ std::string memory_chart(const results& r) {
     }
     if (any) ss.push_back(std::move(s));
   }
-  return bar_chart("memory", "Heap bytes per entry", groups, "bytes/entry", ss, std::nullopt);
+  // One peer's fixed start-up cost (libcuckoo: over 1,000 bytes per entry at
+  // 10k) would flatten every other bar on a linear axis.
+  return charts::bar_chart(chart_options("memory", "Heap bytes per entry (after inserting N keys, no reserve)",
+                                         "bytes/entry", charts::y_scale::log, " bytes/entry"),
+                           groups, ss)
+      .svg;
 }
 
 // Histograms found anywhere in a hashstat JSON: arrays of numbers under a
@@ -407,7 +246,7 @@ std::string hashstat_rows_chart(const nlohmann::json& rows) {
   for (const auto& [stat, what] : stats) {
     std::vector<series> ss;
     for (std::size_t i = 0; i < hashes.size(); ++i) {
-      series s{hashes[i], hashes[i], palette[i % std::size(palette)], {}, false};
+      series s{hashes[i], hashes[i], i, {}, false};
       for (const auto& g : groups) {
         std::optional<double> v;
         for (const auto& o : rows) {
@@ -421,8 +260,11 @@ std::string hashstat_rows_chart(const nlohmann::json& rows) {
       }
       ss.push_back(std::move(s));
     }
-    out += bar_chart(fmt::format("hashstat-{}", stat), fmt::format("hashstat: {}", what), groups, "slots or nodes", ss,
-                     std::nullopt);
+    charts::options o;
+    o.id = fmt::format("hashstat-{}", stat);
+    o.title = fmt::format("hashstat: {}", what);
+    o.y_unit = "slots or nodes";
+    out += charts::bar_chart(o, groups, ss).svg;
   }
   return out;
 }
@@ -445,7 +287,7 @@ std::string hashstat_chart(const nlohmann::json& hs) {
     const auto& h = hists[i].second;
     double total = 0;
     for (double x : h) total += x;
-    series s{hists[i].first, hists[i].first, palette[i % std::size(palette)], {}, false};
+    series s{hists[i].first, hists[i].first, i, {}, false};
     for (std::size_t b = 0; b < bins; ++b) {
       double x = 0;
       if (b + 1 < max_bins) {
@@ -457,9 +299,26 @@ std::string hashstat_chart(const nlohmann::json& hs) {
     }
     ss.push_back(std::move(s));
   }
-  return bar_chart("hashstat", "hashstat: distribution (share of entries per bin)", groups, "% of entries", ss,
-                   std::nullopt);
+  charts::options o;
+  o.id = "hashstat";
+  o.title = "hashstat: distribution (share of entries per bin)";
+  o.y_unit = "% of entries";
+  o.scale = charts::y_scale::linear;  // shares, with zeros
+  return charts::bar_chart(o, groups, ss).svg;
 }
+
+// The CSS of every report page.
+constexpr const char* page_style =
+
+    "body { font-family: sans-serif; margin: 1.5em; color: #222; }\n"
+    // Two charts side by side on a wide page, one on a narrow one; each
+    // SVG scales to its cell (viewBox), so the charts use the page width.
+    ".charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }\n"
+    ".charts svg { width: 100%; height: auto; display: block; border: 1px solid #e4e4e4; }\n"
+    "table { border-collapse: collapse; font-size: 12px; width: 100%; }\n"
+    "td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; vertical-align: top; }\n"
+    ".ratio { color: #666; font-size: 11px; }\n"
+    "th { background: #f4f4f4; }\n";
 
 }  // namespace
 
@@ -518,29 +377,35 @@ std::string render_table(const results& r) {
 }
 
 std::string render_throughput_svg(const results& r) {
-  // A 2x2 (or fewer) grid of throughput charts for the first scene.
+  // A grid of the first scene's throughput charts, two to a row.
   const auto sc = scenes(r);
   const auto ws = workloads_in(r);
-  chart_box b;
-  const std::size_t cols = std::min<std::size_t>(2, std::max<std::size_t>(1, ws.size()));
-  const std::size_t rows = (ws.size() + cols - 1) / cols;
-  const double w = b.w * static_cast<double>(cols), h = b.h * static_cast<double>(std::max<std::size_t>(1, rows)) + 30;
-  std::string out = fmt::format(
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" "
-      "height=\"{1}\" viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\">\n<title>polymap bench: throughput against "
-      "threads</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-      w, h);
-  fmt::format_to(
-      std::back_inserter(out), "<text x=\"8\" y=\"18\" font-size=\"11\">{}</text>\n",
-      xml_escape(fmt::format("{} cores, {}; {} {}", r.machine.cores, r.machine.cpu, r.machine.date, r.machine.note)));
+  std::vector<charts::chart> cs;
   if (!sc.empty()) {
     auto [k, n, d] = sc.front();
-    for (std::size_t i = 0; i < ws.size(); ++i) {
-      fmt::format_to(std::back_inserter(out), "<g transform=\"translate({},{})\">\n",
-                     b.w * static_cast<double>(i % cols), 30 + b.h * static_cast<double>(i / cols));
-      out += throughput_chart(r, ws[i], k, n, d, false);
-      out += "</g>\n";
-    }
+    for (auto w : ws) cs.push_back(throughput_chart(r, w, k, n, d, true));
+  }
+  const std::size_t cols = std::min<std::size_t>(2, std::max<std::size_t>(1, cs.size()));
+  double row_h = 0;
+  for (const auto& c : cs) row_h = std::max(row_h, c.height);
+  const std::size_t rows = (cs.size() + cols - 1) / cols;
+  const double head = 30;
+  const double w = charts::chart_width * static_cast<double>(cols) + 10 * static_cast<double>(cols - 1);
+  const double h = head + (row_h + 10) * static_cast<double>(std::max<std::size_t>(1, rows));
+  std::string out = fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" "
+      "height=\"{1}\" viewBox=\"0 0 {0} {1}\" font-family=\"DejaVu Sans, Verdana, sans-serif\">\n<title>polymap "
+      "bench: throughput against threads</title>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+      w, h);
+  fmt::format_to(
+      std::back_inserter(out), "<text x=\"8\" y=\"20\" font-size=\"13\">{}</text>\n",
+      xml_escape(fmt::format("{} cores, {}; {} {}", r.machine.cores, r.machine.cpu, r.machine.date, r.machine.note)));
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "<g transform=\"translate({},{})\">\n",
+                   (charts::chart_width + 10) * static_cast<double>(i % cols),
+                   head + (row_h + 10) * static_cast<double>(i / cols));
+    out += cs[i].svg;
+    out += "</g>\n";
   }
   out += "</svg>\n";
   return out;
@@ -550,13 +415,8 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
   std::string out;
   out +=
       "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
-      "<title>polymap bench report</title>\n<style>\n"
-      "body { font-family: sans-serif; margin: 1.5em; color: #222; }\n"
-      ".charts { display: flex; flex-wrap: wrap; gap: 8px; }\n"
-      "table { border-collapse: collapse; font-size: 12px; }\n"
-      "td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }\n"
-      "th { background: #f4f4f4; }\n"
-      "</style>\n</head>\n<body>\n<h1>polymap bench report</h1>\n";
+      "<title>polymap bench report</title>\n<style>\n" +
+      std::string(page_style) + "</style>\n</head>\n<body>\n<h1>polymap bench report</h1>\n";
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s. {}</p>\n",
                  xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
@@ -573,11 +433,15 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
                    fmt_n(n), name(d));
     for (auto w : workloads_in(r)) {
       if (w == workload::insert && d != distribution::uniform) continue;
-      out += throughput_chart(r, w, k, n, d, false);
+      out += throughput_chart(r, w, k, n, d, false).svg;
     }
     out += "</div>\n";
   }
-  out += "<h2>Ratio to the baseline</h2>\n<div class=\"charts\">\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<h2>Ratio to the baseline</h2>\n<p>The baseline is {}, in the same run and configuration; the "
+                 "dashed line is 1.0. Each bar is the geometric mean over the key types, sizes and key choices of "
+                 "the run.</p>\n<div class=\"charts\">\n",
+                 xml_escape(label_of(r, baseline_map)));
   for (auto w : workloads_in(r)) out += ratio_chart(r, w);
   out += "</div>\n";
   if (!r.memory.empty()) {
@@ -591,7 +455,7 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
       "<h2>All results (Mops/s, median; ratio to the baseline)</h2>\n<table>\n<tr><th>workload</th><th>keys</th>"
       "<th>N</th><th>dist</th><th>threads</th>";
   const auto maps = map_names(r);
-  for (const auto& m : maps) fmt::format_to(std::back_inserter(out), "<th>{}</th>", xml_escape(label_of(r, m)));
+  for (const auto& m : maps) fmt::format_to(std::back_inserter(out), "<th>{}</th>", breakable(label_of(r, m)));
   out += "</tr>\n";
   for (auto w : workloads_in(r))
     for (auto [k, n, d] : scenes(r))
@@ -607,11 +471,115 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
           }
           any = true;
           line += fmt::format("<td>{}", fmt_num(row->median));
-          if (row->ratio && m != baseline_map) line += fmt::format(" ({:.2f}x)", *row->ratio);
+          // The ratio on a line of its own keeps the columns narrow enough
+          // for nine maps on one page.
+          if (row->ratio && m != baseline_map)
+            line += fmt::format("<br/><span class=\"ratio\">{:.2f}x</span>", *row->ratio);
           line += "</td>";
         }
         if (any) out += line + "</tr>\n";
       }
+  out += "</table>\n<h2>Maps</h2>\n<ul>\n";
+  for (const auto& m : r.maps)
+    fmt::format_to(std::back_inserter(out), "<li><b>{}</b> ({}): {}</li>\n", xml_escape(m.label), xml_escape(m.name),
+                   xml_escape(m.description));
+  out += "</ul>\n</body>\n</html>\n";
+  return out;
+}
+
+std::string render_latency_html(const latency::results& r) {
+  using latency::format_ns;
+  std::string out =
+      "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+      "<title>polymap bench latency</title>\n<style>\n" +
+      std::string(page_style) +
+      "</style>\n</head>\n<body>\n<h1>polymap bench latency: operations while a map grows</h1>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s, load average "
+                 "at the start {}. {}</p>\n",
+                 xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
+                 xml_escape(r.machine.build_type), xml_escape(r.machine.date), r.elapsed_seconds,
+                 xml_escape(r.load_average), xml_escape(r.machine.note));
+  fmt::format_to(std::back_inserter(out),
+                 "<p><b>Method:</b> N = {} distinct uint64 keys inserted into an empty map (no reserve) by {} "
+                 "thread(s), each insert timed alone; then a fresh map prefilled with N/2 keys takes 50/50 finds of "
+                 "present keys and inserts of the other N/2 (crossing a growth), then N/2 finds on the grown map. "
+                 "{} run(s) per map, interleaved; percentiles pooled over the runs. <b>Clock:</b> {}; two "
+                 "back-to-back reads take {} (median), {} (p99), included in every sample. Percentiles come from a "
+                 "log-linear histogram (at most 1.6% high); maxima are exact.</p>\n",
+                 r.config.n, r.config.threads, r.config.runs, xml_escape(r.clock), format_ns(r.clock_p50_ns),
+                 format_ns(r.clock_p99_ns));
+  if (!r.errors.empty()) {
+    out += "<h2>Errors</h2>\n<ul>\n";
+    for (const auto& e : r.errors) fmt::format_to(std::back_inserter(out), "<li>{}</li>\n", xml_escape(e));
+    out += "</ul>\n";
+  }
+  auto label_of = [&](const std::string& m) {
+    for (const auto& i : r.maps)
+      if (i.name == m) return i.label;
+    return m;
+  };
+  out += "<h2>Latency percentiles</h2>\n<div class=\"charts\">\n";
+  const std::vector<std::string> xs = {"p50", "p99", "p99.9", "p99.99", "max"};
+  std::vector<latency::phase> phases;
+  for (auto ph : latency::all_phases()) {
+    std::vector<series> ss;
+    for (std::size_t i = 0; i < r.maps.size(); ++i) {
+      const auto* x = latency::find_row(r, r.maps[i].name, ph);
+      if (!x) continue;
+      series s{r.maps[i].name, r.maps[i].label, i, {}, false};
+      for (auto ns : {x->p50_ns, x->p99_ns, x->p999_ns, x->p9999_ns, x->max_ns})
+        s.values.push_back(static_cast<double>(ns) / 1000.0);
+      ss.push_back(std::move(s));
+    }
+    if (ss.empty()) continue;
+    phases.push_back(ph);
+    charts::options o;
+    o.id = fmt::format("latency-{}", latency::name(ph));
+    o.title = latency::title(ph);
+    o.x_title = "percentile, pooled over the runs";
+    o.y_unit = "microseconds";
+    o.scale = charts::y_scale::log;
+    o.value_suffix = " us";
+    out += charts::line_chart(o, xs, ss).svg;
+  }
+  // The worst single operation: median over the runs, per phase.
+  std::vector<std::string> groups;
+  for (auto ph : phases) groups.push_back(latency::name(ph));
+  std::vector<series> max_ss, tp_ss;
+  for (std::size_t i = 0; i < r.maps.size(); ++i) {
+    series m{r.maps[i].name, r.maps[i].label, i, {}, false}, t = m;
+    for (auto ph : phases) {
+      const auto* x = latency::find_row(r, r.maps[i].name, ph);
+      m.values.push_back(x ? std::optional<double>(static_cast<double>(x->median_run_max_ns) / 1000.0) : std::nullopt);
+      t.values.push_back(x ? std::optional<double>(x->median_mops) : std::nullopt);
+    }
+    max_ss.push_back(std::move(m));
+    tp_ss.push_back(std::move(t));
+  }
+  out += charts::bar_chart(chart_options("latency-max", "Slowest single operation (median over runs of each run's max)",
+                                         "microseconds", charts::y_scale::log, " us"),
+                           groups, max_ss)
+             .svg;
+  out += charts::bar_chart(
+             chart_options("latency-throughput", "Throughput of the same runs (median; clock reads included)", "Mops/s",
+                           charts::y_scale::automatic, " Mops/s"),
+             groups, tp_ss)
+             .svg;
+  out +=
+      "</div>\n<h2>All rows</h2>\n<table>\n<tr><th>map</th><th>phase</th><th>ops</th><th>p50</th><th>p99</th>"
+      "<th>p99.9</th><th>p99.99</th><th>max</th><th>max, median of runs</th><th>each run's max</th>"
+      "<th>Mops/s, median</th></tr>\n";
+  for (const auto& x : r.rows) {
+    std::string runs;
+    for (auto v : x.run_max_ns) runs += (runs.empty() ? "" : ", ") + format_ns(v);
+    fmt::format_to(std::back_inserter(out),
+                   "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                   "<td>{}</td><td>{}</td><td>{:.2f}</td></tr>\n",
+                   breakable(label_of(x.map)), latency::name(x.phase), x.ops, format_ns(x.p50_ns), format_ns(x.p99_ns),
+                   format_ns(x.p999_ns), format_ns(x.p9999_ns), format_ns(x.max_ns), format_ns(x.median_run_max_ns),
+                   runs, x.median_mops);
+  }
   out += "</table>\n<h2>Maps</h2>\n<ul>\n";
   for (const auto& m : r.maps)
     fmt::format_to(std::back_inserter(out), "<li><b>{}</b> ({}): {}</li>\n", xml_escape(m.label), xml_escape(m.name),

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/latency.hpp"
 #include "bench/results.hpp"
 
 namespace polymap::bench {
@@ -22,5 +23,10 @@ std::string render_html(const results& r, const nlohmann::json* hashstat = nullp
 // The headline chart as a standalone SVG document: throughput against
 // threads for each workload, at the first key type and N of the run.
 std::string render_throughput_svg(const results& r);
+
+// `polymap bench latency` as an HTML page: per phase, a chart of the latency
+// percentiles of every map on a log axis; the maxima (median over runs);
+// throughput; the table.
+std::string render_latency_html(const latency::results& r);
 
 }  // namespace polymap::bench

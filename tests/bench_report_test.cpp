@@ -5,14 +5,18 @@
 #ifdef POLYMAP_HAVE_BENCH
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench/charts.hpp"
 #include "bench/report.hpp"
 #include "bench/results.hpp"
 
@@ -281,6 +285,270 @@ TEST(BenchReport, RatiosTableAndJsonRoundTrip) {
   ASSERT_EQ(again.rows.size(), r.rows.size());
   ASSERT_EQ(again.memory.size(), r.memory.size());
   EXPECT_EQ(to_json(again), to_json(r));
+}
+
+// --- readability (issue 20): whole legends, distinct series, log axes ------
+
+struct legend_entry {
+  std::string series, text;
+  double text_x = 0;
+  std::string colour;  // the sample's fill or stroke
+};
+
+std::vector<legend_entry> legend_entries(const std::string& svg) {
+  std::vector<legend_entry> out;
+  static const std::regex entry(
+      R"re(<g class="legend" data-series="([^"]*)">(.*?)<text x="([0-9.]+)"[^>]*>([^<]*)</text></g>)re");
+  static const std::regex colour(R"re((?:fill|stroke)="(#[0-9A-Fa-f]{6})")re");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), entry), end; it != end; ++it) {
+    legend_entry e{(*it)[1], (*it)[4], std::stod((*it)[3]), ""};
+    const std::string sample = (*it)[2];
+    std::smatch m;
+    if (std::regex_search(sample, m, colour)) e.colour = m[1];
+    out.push_back(e);
+  }
+  return out;
+}
+
+double viewbox_width(const std::string& svg) {
+  std::smatch m;
+  static const std::regex vb(R"re(viewBox="0 0 ([0-9.]+) ([0-9.]+)")re");
+  if (!std::regex_search(svg, m, vb)) return 0;
+  return std::stod(m[1]);
+}
+
+// The characters a reader sees of an escaped text.
+std::size_t shown_length(const std::string& escaped) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < escaped.size(); ++i, ++n)
+    if (escaped[i] == '&') i = escaped.find(';', i);
+  return n;
+}
+
+// A run with ten maps whose labels are long, as a real run with every peer
+// and the opt-in maps has.
+results ten_long_maps() {
+  results r = from_json(load("bench_small.json"));
+  const char* extra[][2] = {{"locked_map", "polymap::locked_map"},
+                            {"snapshot_map", "polymap::snapshot_map"},
+                            {"sharded_flat", "16 x flat_map + shared_mutex"},
+                            {"cuckoo_map", "libcuckoo cuckoohash_map"},
+                            {"boost_cfm", "boost::concurrent_flat_map"},
+                            {"xenium_hm", "xenium harris_michael_hash_map"}};
+  for (auto [n, l] : extra) {
+    r.maps.push_back({n, l, "a map", true});
+    for (const auto& row : std::vector<measurement>(r.rows)) {
+      if (row.cfg.map != "concurrent_map") continue;
+      measurement copy = row;
+      copy.cfg.map = n;
+      r.rows.push_back(copy);
+    }
+    r.memory.push_back({n, key_kind::u64, 10000, 50});
+  }
+  r.memory.push_back({"cuckoo_map", key_kind::str, 10000, 1100});
+  compute_ratios(r);
+  return r;
+}
+
+TEST(BenchReport, EveryLegendShowsEveryLabelWholeInsideTheChart) {
+  const results r = ten_long_maps();
+  ASSERT_EQ(r.maps.size(), 10u);
+  const std::string html = render_html(r);
+  ASSERT_EQ(check_xml(html), "");
+  std::size_t charts_checked = 0;
+  for (const auto& svg : svg_parts(html)) {
+    const auto entries = legend_entries(svg);
+    if (entries.empty()) continue;
+    ++charts_checked;
+    const double width = viewbox_width(svg);
+    ASSERT_GT(width, 0) << svg.substr(0, 300);
+    std::set<std::string> in_legend;
+    for (const auto& e : entries) {
+      in_legend.insert(e.series);
+      // The label is the map's whole label, not a prefix of it.
+      std::string label;
+      for (const auto& m : r.maps)
+        if (m.name == e.series) label = m.label;
+      ASSERT_FALSE(label.empty()) << e.series;
+      EXPECT_EQ(e.text, polymap::bench::charts::xml_escape(label));
+      // ...and it ends inside the chart at a generous character width.
+      const double end = e.text_x + static_cast<double>(shown_length(e.text)) * polymap::bench::charts::char_width;
+      EXPECT_LE(end, width) << "legend '" << e.text << "' runs past the chart's edge (" << end << " > " << width << ")";
+    }
+    // Every series drawn is in the legend.
+    static const std::regex drawn(R"re(class="series" data-series="([^"]*)")re");
+    for (std::sregex_iterator it(svg.begin(), svg.end(), drawn), end; it != end; ++it)
+      EXPECT_TRUE(in_legend.count((*it)[1])) << (*it)[1] << " is drawn but not in the legend";
+  }
+  EXPECT_GE(charts_checked, 7u);  // 3 throughput, 3 ratio, 1 memory
+  // The standalone SVG's charts too.
+  const std::string svg = render_throughput_svg(r);
+  ASSERT_EQ(check_xml(svg), "");
+  const auto entries = legend_entries(svg);
+  EXPECT_GE(entries.size(), 10u);
+  for (const auto& e : entries)
+    EXPECT_LE(e.text_x + static_cast<double>(shown_length(e.text)) * polymap::bench::charts::char_width,
+              polymap::bench::charts::chart_width);
+}
+
+TEST(BenchReport, SeriesDifferInColourAndShapeAndKeepThemAcrossCharts) {
+  using namespace polymap::bench::charts;
+  // Okabe-Ito's colours (yellow replaced by grey), distinct for 8 series;
+  // (colour, marker, dash) distinct for many more.
+  const std::set<std::string> okabe_ito = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                           "#E69F00", "#56B4E9", "#000000", "#8C8C8C"};
+  std::set<std::string> colours;
+  std::set<std::tuple<std::string, std::string, std::string>> looks;
+  std::set<std::string> markers;
+  for (std::size_t i = 0; i < 64; ++i) {
+    const auto st = style_of(i);
+    EXPECT_TRUE(okabe_ito.count(st.colour)) << st.colour;
+    if (i < 8) colours.insert(st.colour), markers.insert(name(st.marker));
+    EXPECT_TRUE(looks.emplace(st.colour, name(st.marker), st.dash).second) << "series " << i << " looks like another";
+  }
+  EXPECT_EQ(colours.size(), 8u);
+  EXPECT_EQ(markers.size(), 8u) << "the first 8 series have 8 different markers";
+
+  // In the report a map has one look everywhere: its legend sample has the
+  // same colour in every chart, and no two maps share one in a chart.
+  const results r = ten_long_maps();
+  const std::string html = render_html(r);
+  std::map<std::string, std::string> colour_of;
+  for (const auto& svg : svg_parts(html)) {
+    if (svg.find("id=\"hashstat") != std::string::npos) continue;
+    std::set<std::string> seen;
+    for (const auto& e : legend_entries(svg)) {
+      ASSERT_FALSE(e.colour.empty()) << e.series;
+      auto [it, fresh] = colour_of.emplace(e.series, e.colour);
+      EXPECT_EQ(it->second, e.colour) << e.series << " changes colour between charts";
+    }
+  }
+  // Markers: each line chart's points carry a shape per series; the first
+  // eight maps' shapes differ (a circle, a square, a triangle...).
+  const std::string tp = svg_with_id(html, "tp-find100-u64-10000-uniform");
+  ASSERT_FALSE(tp.empty());
+  EXPECT_NE(tp.find("<circle"), std::string::npos);
+  EXPECT_NE(tp.find("<polygon"), std::string::npos);
+  EXPECT_NE(tp.find("stroke-dasharray=\"7 4\""), std::string::npos) << "no dashed series";
+}
+
+// The y of each tick label on a chart's axis, by its text.
+std::map<std::string, double> tick_positions(const std::string& svg) {
+  std::map<std::string, double> out;
+  static const std::regex tick(
+      R"re(<text class="tick" x="[0-9.]+" y="([0-9.]+)"[^>]*text-anchor="end">([^<]*)</text>)re");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), tick), end; it != end; ++it) out[(*it)[2]] = std::stod((*it)[1]);
+  return out;
+}
+
+// The height of the bar of `map` in a bar chart's first group.
+double bar_top(const std::string& svg, const std::string& map) {
+  const auto b = svg.find("class=\"series\" data-series=\"" + map + "\"");
+  if (b == std::string::npos) return -1;
+  std::smatch m;
+  static const std::regex rect(R"re(<rect x="[0-9.]+" y="([0-9.]+)")re");
+  const std::string rest = svg.substr(b);
+  if (!std::regex_search(rest, m, rect)) return -1;
+  return std::stod(m[1]);
+}
+
+TEST(BenchReport, BytesPerEntryIsOnALogAxisThatSaysSo) {
+  const results r = ten_long_maps();  // cuckoo_map: 1,100 bytes/entry beside 38-66
+  const std::string mem = svg_with_id(render_html(r), "memory");
+  ASSERT_FALSE(mem.empty());
+  EXPECT_NE(mem.find("data-scale=\"log\""), std::string::npos);
+  EXPECT_NE(mem.find("bytes/entry (log scale)"), std::string::npos);
+  // Decades are evenly spaced, and a bar's top sits at log10 of its value.
+  const auto ticks = tick_positions(mem);
+  ASSERT_TRUE(ticks.count("10") && ticks.count("100") && ticks.count("1000")) << mem.substr(0, 1500);
+  const double decade = ticks.at("10") - ticks.at("100");
+  EXPECT_GT(decade, 20);
+  EXPECT_NEAR(ticks.at("100") - ticks.at("1000"), decade, 0.2);
+  const double y = bar_top(mem, "std_shared_mutex");  // 48.2 bytes/entry
+  // (A tick's text baseline is 4 units below its grid line.)
+  EXPECT_NEAR(y, ticks.at("10") - 4 - decade * std::log10(48.2 / 10), 0.2);
+
+  // Even when the values are close, bytes per entry stay on the log axis...
+  const results small = from_json(load("bench_small.json"));
+  EXPECT_NE(svg_with_id(render_html(small), "memory").find("data-scale=\"log\""), std::string::npos);
+  // ...while throughput picks linear for a narrow spread and log for a wide one.
+  const std::string html = render_html(small);
+  const std::string tp = svg_with_id(html, "tp-find100-u64-10000-uniform");
+  ASSERT_FALSE(tp.empty());
+  EXPECT_NE(tp.find("data-scale=\"linear\""), std::string::npos) << "find100 spans under 30x in the fixture";
+  results wide = small;
+  for (auto& row : wide.rows)
+    if (row.cfg.map == "std_shared_mutex" && row.cfg.wl == workload::find100) row.median = 0.5;
+  const std::string wide_tp = svg_with_id(render_html(wide), "tp-find100-u64-10000-uniform");
+  EXPECT_NE(wide_tp.find("data-scale=\"log\""), std::string::npos);
+  EXPECT_NE(wide_tp.find("Mops/s (log scale)"), std::string::npos);
+}
+
+TEST(BenchReport, ChartsScaleToThePageWidth) {
+  const std::string html = render_html(from_json(load("bench_small.json")));
+  // The grid's cells share the page, and the SVGs fill their cells.
+  EXPECT_NE(html.find(".charts svg { width: 100%"), std::string::npos);
+  EXPECT_NE(html.find("grid-template-columns"), std::string::npos);
+  for (const auto& svg : svg_parts(html)) {
+    const auto head = svg.substr(0, svg.find('>'));
+    EXPECT_EQ(head.find(" width=\""), std::string::npos) << "an inline chart with a fixed width: " << head;
+  }
+}
+
+TEST(BenchReport, LatencyPageChartsPercentilesOnALogAxis) {
+  namespace bl = polymap::bench::latency;
+  bl::results r;
+  r.machine.cpu = "test <cpu>";
+  r.config.n = 1000;
+  r.config.runs = 2;
+  r.clock = "steady_clock";
+  r.maps = {{"concurrent_map", "polymap::concurrent_map", "d", true},
+            {"tbb_hash_map", "tbb::concurrent_hash_map", "d", true},
+            {"cuckoo_map", "libcuckoo cuckoohash_map", "d", true}};
+  std::uint64_t scale = 1;
+  for (const auto& m : r.maps) {
+    for (auto ph : bl::all_phases()) {
+      bl::row x;
+      x.map = m.name;
+      x.phase = ph;
+      x.ops = 2000;
+      x.p50_ns = 80 * scale;
+      x.p99_ns = 900 * scale;
+      x.p999_ns = 5'000 * scale;
+      x.p9999_ns = 40'000 * scale;
+      x.max_ns = 65'000'000 * scale;
+      x.run_max_ns = {x.max_ns, x.max_ns / 2};
+      x.median_run_max_ns = x.max_ns * 3 / 4;
+      x.mops = {1.5, 2.5};
+      x.median_mops = 2;
+      r.rows.push_back(x);
+    }
+    scale *= 2;
+  }
+  const std::string html = render_latency_html(r);
+  ASSERT_EQ(check_xml(html), "") << html.substr(0, 1500);
+  EXPECT_NE(html.find("test &lt;cpu&gt;"), std::string::npos);
+  for (auto ph : bl::all_phases()) {
+    const std::string chart = svg_with_id(html, std::string("latency-") + bl::name(ph));
+    ASSERT_FALSE(chart.empty()) << bl::name(ph);
+    EXPECT_NE(chart.find("data-scale=\"log\""), std::string::npos);
+    EXPECT_NE(chart.find("microseconds (log scale)"), std::string::npos);
+    for (const char* x : {">p50<", ">p99<", ">p99.9<", ">p99.99<", ">max<"})
+      EXPECT_NE(chart.find(x), std::string::npos);
+    for (const auto& m : r.maps) {
+      EXPECT_TRUE(has_series(chart, m.name)) << m.name;
+      EXPECT_NE(chart.find(">" + m.label + "</text>"), std::string::npos) << m.label << " not in the legend";
+    }
+    // The log axis spans the 80 ns p50 to the 260 ms max: 0.01 us to 1,000,000 us.
+    const auto ticks = tick_positions(chart);
+    EXPECT_TRUE(ticks.count("0.01") && ticks.count("1M")) << chart.substr(0, 2000);
+  }
+  const std::string maxima = svg_with_id(html, "latency-max");
+  ASSERT_FALSE(maxima.empty());
+  EXPECT_NE(maxima.find("data-scale=\"log\""), std::string::npos);
+  EXPECT_FALSE(svg_with_id(html, "latency-throughput").empty());
+  // Each run's max is in the table.
+  EXPECT_NE(html.find("65 ms, 32.5 ms"), std::string::npos);
 }
 
 TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {

@@ -60,13 +60,15 @@ if(CASE STREQUAL "json_stdout")
     expect_json_stdout(bench_checked bench checked --size 8 --ops 100 --repeats 3)
     expect_json_stdout(bench_publish bench publish --size 100 --duration 0.02 --repeats 1 --readers 1
                        --maps locked_map --latency-sizes 100 --latency-writes 10)
+    expect_json_stdout(bench_latency bench latency --n 2000 --runs 1)
   endif()
 elseif(CASE STREQUAL "bad_output")
   set(bad_path ${WORK_DIR}/no/such/dir/out.json)
   set(cmds "lab --scenario article --rounds 1 --no-sanitizers" "hashstat --n 1000" "soak --seconds 1")
   if(BENCH)
     list(APPEND cmds "bench --maps locked_map --n 1000 --threads 1 --repeats 1 --ops-per-run 100 --no-memory"
-         "bench checked --size 8 --ops 100 --repeats 3" "bench publish --size 100 --duration 0.02 --repeats 1")
+         "bench checked --size 8 --ops 100 --repeats 3" "bench publish --size 100 --duration 0.02 --repeats 1"
+         "bench latency --n 1000 --runs 1")
   endif()
   foreach(cmd IN LISTS cmds)
     separate_arguments(args UNIX_COMMAND "${cmd}")

@@ -2,7 +2,8 @@
 // matrix of workloads, with progress, a table, JSON, and an HTML report.
 // `polymap bench report` renders the report again from a saved JSON;
 // `polymap bench publish` (cmd_bench_publish.cpp) reads while a writer publishes;
-// `polymap bench checked` (cmd_bench_checked.cpp) measures checked<>'s overhead.
+// `polymap bench checked` (cmd_bench_checked.cpp) measures checked<>'s overhead;
+// `polymap bench latency` (cmd_bench_latency.cpp) times single operations while maps grow.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,8 @@ namespace polymap::cli {
 CLI::App* add_bench_publish(CLI::App& bench);
 // cmd_bench_checked.cpp: adds `bench checked` under `bench`.
 CLI::App* add_bench_checked(CLI::App& bench);
+// cmd_bench_latency.cpp: adds `bench latency` under `bench`.
+CLI::App* add_bench_latency(CLI::App& bench);
 }  // namespace polymap::cli
 
 namespace {
@@ -240,17 +243,19 @@ void add_bench(CLI::App& root) {
   report->add_option("--hashstat", args->hashstat_path, "Add charts of a `polymap hashstat --json` file");
   auto* publish = polymap::cli::add_bench_publish(*cmd);
   auto* checked = polymap::cli::add_bench_checked(*cmd);
+  auto* latency = polymap::cli::add_bench_latency(*cmd);
 
 #ifdef POLYMAP_HAVE_BENCH
   report->callback([args] { run_report(*args); });
-  cmd->callback([args, report, publish, checked] {
-    if (report->parsed() || publish->parsed() || checked->parsed()) return;
+  cmd->callback([args, report, publish, checked, latency] {
+    if (report->parsed() || publish->parsed() || checked->parsed() || latency->parsed()) return;
     run_bench(*args);
   });
 #else
   report->callback([] { polymap::cli::bench_unavailable(); });
-  cmd->callback([report, publish, checked] {
-    if (!report->parsed() && !publish->parsed() && !checked->parsed()) polymap::cli::bench_unavailable();
+  cmd->callback([report, publish, checked, latency] {
+    if (!report->parsed() && !publish->parsed() && !checked->parsed() && !latency->parsed())
+      polymap::cli::bench_unavailable();
   });
 #endif
 }

@@ -54,6 +54,11 @@
 #include <boost/unordered/hash_traits.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/version.hpp>
+// Boost 1.81's flat map includes xmx.hpp itself; newer ones (built with
+// -DPOLYMAP_BOOST_UNORDERED_INCLUDE, docs/bench/README.md) do not.
+#if __has_include(<boost/unordered/detail/xmx.hpp>)
+#include <boost/unordered/detail/xmx.hpp>
+#endif
 
 #include "polymap/detail/flat_table.hpp"
 #include "polymap/detail/hash.hpp"
