@@ -232,6 +232,54 @@ TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
   EXPECT_EQ(m.size(), stable);
 }
 
+// Tables large enough to come from mmap prepare their successor at 3/4
+// load and populate it step by step (PREPARE in concurrent_map.hpp): two
+// writers grow a map past several such tables while a reader checks keys
+// inserted first; a map cleared, reserved and destroyed while a successor
+// is prepared frees it (asan: the table object; the mapping is unmapped).
+TEST(IncrementalGrowth, PreparedSuccessorsThroughLargeGrowths) {
+  polymap::concurrent_map<std::uint64_t, std::uint64_t> m;
+  constexpr std::uint64_t stable = 1000;
+  for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i + 7);
+  const std::uint64_t per_writer = 120'000 / (scale > 1 ? 4 : 1);
+  std::atomic<bool> stop{false}, saw_prepared{false};
+  std::atomic<std::uint64_t> misses{0};
+  std::thread reader([&] {
+    std::uint64_t i = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      const std::uint64_t k = i++ % stable;
+      const auto v = m.find(k);
+      if (!v || *v != k + 7) misses.fetch_add(1, std::memory_order_relaxed);
+      if (i % 64 == 0 && m.debug_migration().prepared) saw_prepared = true;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (std::uint64_t w = 0; w < 2; ++w)
+    writers.emplace_back([&, w] {
+      for (std::uint64_t i = 0; i < per_writer; ++i) m.insert(1'000'000 + 2 * i + w, i);
+    });
+  for (auto& t : writers) t.join();
+  stop = true;
+  reader.join();
+  EXPECT_EQ(misses.load(), 0u);
+  EXPECT_TRUE(saw_prepared.load()) << "no successor was ever prepared: the test no longer covers PREPARE";
+  EXPECT_EQ(m.size(), stable + 2 * per_writer);
+  for (std::uint64_t w = 0; w < 2; ++w)
+    for (std::uint64_t i = 0; i < per_writer; i += 97) ASSERT_EQ(m.find(1'000'000 + 2 * i + w), i);
+
+  // Past 3/4 of the current table again, then clear / reserve / destroy.
+  std::uint64_t k = 10'000'000;
+  while (!m.debug_migration().prepared) m.insert(k++, 0);
+  m.clear();
+  EXPECT_EQ(m.size(), 0u);
+  for (std::uint64_t i = 0; i < 2 * per_writer; ++i) m.insert(i, i);
+  while (!m.debug_migration().prepared) m.insert(k++, 0);
+  m.reserve(m.stats().capacity);  // a rebuild at once, into twice the groups
+  EXPECT_FALSE(m.debug_migration().prepared);
+  while (!m.debug_migration().prepared) m.insert(k++, 0);
+  EXPECT_EQ(m.find(std::uint64_t{5}), 5u);
+}  // destroyed with a successor prepared
+
 // concurrent_map whose writes also start a same-size migration every
 // `period`-th insert_or_assign, so groups keep moving under the stress.
 template <class K, class V>

@@ -355,8 +355,8 @@ class concurrent_map_core {
   using hasher = Hash;
   using key_equal = Eq;
 
-  concurrent_map_core() : table_(new table(1)) {}
-  explicit concurrent_map_core(std::size_t capacity) : table_(new table(table::groups_for(capacity))) {}
+  concurrent_map_core() : table_(make_table(1)) {}
+  explicit concurrent_map_core(std::size_t capacity) : table_(make_table(table::groups_for(capacity))) {}
   concurrent_map_core(const concurrent_map_core&) = delete;
   concurrent_map_core& operator=(const concurrent_map_core&) = delete;
   // Precondition: no other thread uses the map.
@@ -374,7 +374,7 @@ class concurrent_map_core {
     auto pin = Traits::domain().pin();
     std::lock_guard lock(rebuild_mutex_);
     finish_migration();  // no migration begins meanwhile: that takes rebuild_mutex_
-    table* fresh = new table(1);
+    table* fresh = make_table(1);
     table* old = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
     old->freeze_all();
     table_.store(fresh, std::memory_order_release);  // release: pairs with current()'s acquire
@@ -410,17 +410,18 @@ class concurrent_map_core {
     std::lock_guard lock(rebuild_mutex_);
     table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
     if (t->next()) return;
-    t->begin_migration(new table(groups ? groups : t->groups() * 2));
+    t->begin_migration(make_table(groups ? groups : t->groups() * 2));
   }
   struct migration_state {
     bool running = false;
     std::size_t groups = 0, moved = 0;
+    bool prepared = false;  // a successor allocated ahead (PREPARE), not yet migrating into
   };
   migration_state debug_migration() const {
     auto pin = Traits::domain().pin();
     const table* t = current();
-    if (!t->next()) return {};
-    return {true, t->groups(), t->moved_groups()};
+    if (!t->next()) return {false, t->groups(), 0, t->pending() != nullptr};
+    return {true, t->groups(), t->moved_groups(), false};
   }
   // Moves group g of the migrating table (a test parks a migration with
   // some groups moved and others not).
@@ -476,6 +477,8 @@ class concurrent_map_core {
         help_migrate(t, h);
         t = n;
       }
+    if (table* p = t->pending()) [[unlikely]]
+      p->populate_step();  // PREPARE
     return t;
   }
 
@@ -576,9 +579,34 @@ class concurrent_map_core {
       rebuild_at_once(t, 0);
       return;
     }
+    if (table* prepared = t->pending()) {
+      prepared->populate_rest();  // usually done already (PREPARE)
+      t->begin_migration(prepared);
+      return;
+    }
     const std::size_t live = t->size();  // writers go on: an estimate, as the sizing rule needs
     // As rebuild_at_once's rule; may throw bad_alloc with nothing changed.
-    t->begin_migration(new table(table::groups_for(live + live / 4 + 1)));
+    t->begin_migration(make_table(table::groups_for(live + live / 4 + 1)));
+  }
+
+  // PREPARE: a table that will grow by migration and whose successor is
+  // large enough to come from mmap allocates that successor at 3/4 load,
+  // unpopulated, and every write then populates one step of it
+  // (write_table), so its pages are in place when the migration begins at
+  // 7/8 and no write pays for them all at once. A failed allocation is left
+  // to the growth itself (which throws it).
+  void prepare(table* t) {
+    std::lock_guard lock(rebuild_mutex_);
+    if (table_.load(std::memory_order_relaxed) != t || t->next() || t->pending()) return;  // relaxed: the mutex
+    try {
+      // Sized as grow() would size it at 7/8 load: twice the groups.
+      t->set_pending(make_table(table::groups_for(t->max_load() + t->max_load() / 4 + 1), false));
+    } catch (const std::bad_alloc&) {
+    }
+  }
+
+  table* make_table(std::size_t groups, bool populate = true) const {
+    return new table(groups, incremental_min_groups_of<Traits>(), populate);
   }
 
   // Replaces t by a table with room for a quarter more than its live
@@ -597,7 +625,7 @@ class concurrent_map_core {
       // live, so the insert that asked for the rebuild fits. (2 * live, used
       // before, quadrupled a table at its maximum load: 2 * 7/8 > 1 rounds up
       // to four times the groups, leaving 10,000 u64 keys at 33% load.)
-      fresh = new table(table::groups_for(std::max({live + live / 4 + 1, min_entries, std::size_t{1}})));
+      fresh = make_table(table::groups_for(std::max({live + live / 4 + 1, min_entries, std::size_t{1}})));
     } catch (...) {
       t->thaw_all();
       throw;
@@ -1106,6 +1134,8 @@ class inline_concurrent_map
           this->grow(t, false);
           continue;
         }
+        if (t->prepare_due() && !t->pending()) [[unlikely]]
+          this->prepare(t);
         s = t->insert(h, e, lock_waits_);
       }
       switch (s) {

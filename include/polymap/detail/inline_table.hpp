@@ -66,6 +66,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -304,24 +305,47 @@ class alignas(64) inline_table : public table_sizing {
   // table unchanged for the caller's key-lock path (slow).
   enum class home { replaced, inserted, present, erased, absent, slow };
 
-  // A table of kMapBytes or more takes its blocks from mmap, populated by
-  // the kernel (MAP_POPULATE): its zero pages are every block's initial
-  // state (all words zero: empty tags, version 0, key lock free), so no
-  // constructor writes them. Session 8, 80 MB table, 2-vCPU VM: placement
-  // new over malloc'd memory took ~50 ms, MAP_POPULATE ~30 ms (the growth's
-  // longest stall, paid by the insert that begins it); pages left to fault
-  // in on first write spread that cost but halved insert throughput during
-  // growth (2.31 -> 1.22 Mops/s) and put p99 at 21 us (faults are dear in
-  // this VM). Populating in steps spread over writes is the next step.
+  // A table of kMapBytes or more takes its blocks from mmap: its zero
+  // pages are every block's initial state (all words zero: empty tags,
+  // version 0, key lock free), so no constructor writes them. Its pages
+  // must be populated before the migration writes them: session 8, 80 MB
+  // table, 2-vCPU VM: pages left to fault in on first write halved insert
+  // throughput during a growth (2.31 -> 1.22 Mops/s, p99 21 us: faults are
+  // dear in this VM); placement new over malloc'd memory took ~50 ms and
+  // MAP_POPULATE ~30 ms, in one stall. So a table that will migrate is
+  // prepared early (PREPARE in concurrent_map.hpp): allocated unpopulated
+  // at 3/4 load, populated kPopulateStep bytes per write (MADV_POPULATE_WRITE)
+  // while the old table fills to 7/8.
   static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
+  // Unmapping a populated table costs about 60 us per MB here (5-7 ms for
+  // 80 MB), paid by whichever write's epoch poll frees the old table after a
+  // growth: a table of kUnmapAsideBytes or more is unmapped by a short-lived
+  // detached thread instead (inline if one cannot be started).
+  static constexpr std::size_t kUnmapAsideBytes = std::size_t{8} << 20;
+  static void unmap_aside(void* p, std::size_t n) noexcept {
+    try {
+      std::thread([p, n] { ::munmap(p, n); }).detach();
+    } catch (...) {
+      ::munmap(p, n);
+    }
+  }
+  static constexpr std::size_t kPopulateStep = std::size_t{16} << 10;
 
-  explicit inline_table(std::size_t groups) : groups_(groups), mask_(groups - 1) {
+  // prepare_min_groups: a table of at least that many groups (and
+  // kMapBytes) asks for its successor at 3/4 load (prepare_due). populate:
+  // populate an mmap'd table now (false: populate_step does it).
+  explicit inline_table(std::size_t groups, std::size_t prepare_min_groups = SIZE_MAX, bool populate = true)
+      : groups_(groups), mask_(groups - 1) {
     bytes_ = groups * sizeof(block);
     if (bytes_ >= kMapBytes) {
-      void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+      void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
       if (p == MAP_FAILED) throw std::bad_alloc();
       blocks_ = static_cast<block*>(p);  // page-aligned, so 64-byte aligned
+      if (populate) mark_populated();
+      if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     } else {
+      mark_populated();
       blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
       for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
     }
@@ -330,7 +354,12 @@ class alignas(64) inline_table : public table_sizing {
   inline_table& operator=(const inline_table&) = delete;
   // Frees the array only: the words' values belong to the front end (J5).
   ~inline_table() {
-    if (bytes_ >= kMapBytes)
+    // A successor prepared but never published (the table was rebuilt at
+    // once or cleared meanwhile) is this table's to free.
+    if (inline_table* p = pending_.load(std::memory_order_relaxed)) delete p;  // relaxed: no other user now
+    if (bytes_ >= kUnmapAsideBytes)
+      unmap_aside(blocks_, bytes_);
+    else if (bytes_ >= kMapBytes)
       ::munmap(blocks_, bytes_);
     else
       ::operator delete (blocks_, std::align_val_t{64});
@@ -369,15 +398,56 @@ class alignas(64) inline_table : public table_sizing {
   // Publishes fresh as this table's successor. Precondition: the caller
   // holds the map's rebuild mutex and no migration of this table began.
   void begin_migration(inline_table* fresh) noexcept {
+    // fresh is the prepared successor or a table built now; either way this
+    // table no longer owns it (a writer that loaded pending_ before may still
+    // call populate_step on it: its cursor is at its end).
+    if (pending_.load(std::memory_order_relaxed) == fresh)  // relaxed: only the mutex holder writes it
+      pending_.store(nullptr, std::memory_order_relaxed);
     fresh->prev_.store(this, std::memory_order_relaxed);  // relaxed: published by the release below
     // release: a writer that loads next() (acquire) sees fresh built.
     next_.store(fresh, std::memory_order_release);
   }
+  // --- preparing a successor (PREPARE in concurrent_map.hpp) ---------------
+  // Whether this table should have its successor allocated now.
+  POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept { return size() + dirty() >= prepare_at_; }
+  POLYMAP_ALWAYS_INLINE inline_table* pending() const noexcept {
+    return pending_.load(std::memory_order_acquire);  // acquire: pairs with set_pending's release
+  }
+  // Precondition: the map's rebuild mutex is held, no successor pending.
+  void set_pending(inline_table* fresh) noexcept { pending_.store(fresh, std::memory_order_release); }
+  // Populates the next kPopulateStep bytes of this (unpublished) table.
+  // Threads claim disjoint ranges; MADV_POPULATE_WRITE faults pages in
+  // without writing them (where the kernel lacks it, the pages fault in on
+  // first write instead).
+  void populate_step() noexcept {
+    // relaxed: a work cursor; populated_ below orders the completion.
+    if (populate_next_.load(std::memory_order_relaxed) >= bytes_) return;
+    const std::size_t off = populate_next_.fetch_add(kPopulateStep, std::memory_order_relaxed);
+    if (off >= bytes_) return;
+    const std::size_t len = std::min(kPopulateStep, bytes_ - off);
+#ifdef MADV_POPULATE_WRITE
+    (void)::madvise(reinterpret_cast<char*>(blocks_) + off, len, MADV_POPULATE_WRITE);
+#endif
+    populated_.fetch_add(len, std::memory_order_release);  // release: populate_rest's acquire
+  }
+  // Populates what is left and waits for the steps other threads claimed.
+  void populate_rest() noexcept {
+    while (populate_next_.load(std::memory_order_relaxed) < bytes_) populate_step();  // relaxed: as above
+    for (backoff bo; populated_.load(std::memory_order_acquire) < bytes_; bo.pause()) {
+    }
+  }
+
   // On the successor, once every group of the previous table is moved.
-  void end_migration_of_prev() noexcept { prev_.store(nullptr, std::memory_order_release); }
-  bool group_moved(std::size_t g) const noexcept { return blocks_[g].lock.moved(); }
+  void end_migration_of_prev() noexcept {
+    prev_.store(nullptr, std::memory_order_release);
+  }
+  bool group_moved(std::size_t g) const noexcept {
+    return blocks_[g].lock.moved();
+  }
   // Freezes group g; true if this call froze it (the caller then copies it).
-  bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
+  bool claim_group(std::size_t g) noexcept {
+    return blocks_[g].lock.freeze_claim();
+  }
   // The entries of a group this thread claimed (frozen: they no longer
   // change; the claim's acquire CAS made the last writer's stores visible).
   std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
@@ -418,14 +488,24 @@ class alignas(64) inline_table : public table_sizing {
       f(p.get());
     } while (blocks_[p.get()].meta.load().overflowed(hash) && p.next());
   }
-  std::size_t moved_groups() const noexcept { return moved_.load(std::memory_order_acquire); }
+  std::size_t moved_groups() const noexcept {
+    return moved_.load(std::memory_order_acquire);
+  }
 
-  GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
-  const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
+  GroupLock& lock_of(std::size_t g) noexcept {
+    return blocks_[g].lock;
+  }
+  const GroupLock& lock_of(std::size_t g) const noexcept {
+    return blocks_[g].lock;
+  }
   // The key lock of a hash: its home group's (J6).
-  POLYMAP_ALWAYS_INLINE KeyLock& key_lock_of(std::size_t hash) noexcept { return blocks_[hash & mask_].key_lock; }
+  POLYMAP_ALWAYS_INLINE KeyLock& key_lock_of(std::size_t hash) noexcept {
+    return blocks_[hash & mask_].key_lock;
+  }
 
-  void prefetch(std::size_t hash) const noexcept { __builtin_prefetch(&blocks_[hash & mask_]); }
+  void prefetch(std::size_t hash) const noexcept {
+    __builtin_prefetch(&blocks_[hash & mask_]);
+  }
   void prefetch_candidate(std::size_t hash) const noexcept {
     const block& b = blocks_[hash & mask_];
     if (const std::uint32_t m = b.meta.load().match(tag_of(hash)))
@@ -645,7 +725,7 @@ class alignas(64) inline_table : public table_sizing {
     if (bits.overflowed(hash)) return home::slow;
     if (!e || !may_insert) return home::absent;
     const std::uint32_t avail = bits.match_empty();
-    if (!avail || needs_rebuild()) return home::slow;
+    if (!avail || needs_rebuild() || (prepare_due() && !pending())) return home::slow;  // J6 path grows or prepares
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
     held.changed = true;
     write(b.slots[i], *e);
@@ -750,6 +830,11 @@ class alignas(64) inline_table : public table_sizing {
   }
 
  private:
+  void mark_populated() noexcept {
+    populate_next_.store(bytes_, std::memory_order_relaxed);  // relaxed: the table is not shared yet
+    populated_.store(bytes_, std::memory_order_relaxed);
+  }
+
   static location location_of(std::size_t g, std::size_t i, std::uint64_t kw, const value_words& w) noexcept {
     return location{true, g, i, entry{kw, w}};
   }
@@ -807,6 +892,8 @@ class alignas(64) inline_table : public table_sizing {
   block* blocks_ = nullptr;
   // Read by every write (write_table), set once: on the line every lookup reads.
   Atomic<inline_table*> next_{nullptr};
+  Atomic<inline_table*> pending_{nullptr};  // a prepared successor, not yet published (PREPARE)
+  std::size_t prepare_at_ = SIZE_MAX;       // size + dirty at which to prepare one
   // On their own cache line: every insert and erase writes them.
   alignas(64) Atomic<std::size_t> size_{0};  // J4
   Atomic<std::size_t> dirty_{0};             // erasures from overflowed groups since the build
@@ -814,6 +901,8 @@ class alignas(64) inline_table : public table_sizing {
   // Written by the writers that help a migration: a line of their own.
   alignas(64) Atomic<std::size_t> claim_{0};  // the next group to hand out (claim_range)
   Atomic<std::size_t> moved_{0};              // groups moved (finish_group)
+  Atomic<std::size_t> populate_next_{0};      // the next byte to populate (populate_step)
+  Atomic<std::size_t> populated_{0};          // bytes populated
 };
 
 }  // namespace polymap::detail
