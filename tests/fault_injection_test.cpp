@@ -161,7 +161,7 @@ struct concurrent_family {
   using map = polymap::concurrent_map<K, V, H, E>;
 };
 // The same map with every growth an incremental migration (GROWTH in
-// concurrent_map.hpp; by default only tables of 32 groups or more migrate,
+// concurrent_map.hpp; by default only tables of 1024 groups or more migrate,
 // larger than this sweep's): a growth step whose next table cannot be
 // allocated must leave the map as it was.
 struct migrating_traits : polymap::concurrent_map_traits {

@@ -457,6 +457,38 @@ class alignas(64) inline_table : public table_sizing {
       out[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
     return n;
   }
+  // A migration's copy of one group's n entries (their keys absent here,
+  // room guaranteed: needs_rebuild counts them), not counted in size():
+  // entries that share a home group are stored under one hold of its lock
+  // (for a doubling, a group's entries have two homes here); an entry
+  // whose home group is full goes on as insert_uncounted. The same slots
+  // as n single inserts in this order. False if a group was frozen.
+  template <class Counter>
+  bool insert_copies(const std::size_t* hashes, const entry* es, std::size_t n, Counter& waits) {
+    bool done[kGroupSlots] = {};
+    for (std::size_t i = 0; i < n; ++i) {
+      if (done[i]) continue;
+      const std::size_t g = hashes[i] & mask_;
+      block& b = blocks_[g];
+      if (b.lock.lock(waits) == GroupLock::acquired::frozen) return false;
+      std::uint32_t avail = b.meta.load().match_empty();
+      for (std::size_t j = i; j < n && avail; ++j) {
+        if (done[j] || (hashes[j] & mask_) != g) continue;
+        const std::size_t slot = static_cast<std::size_t>(std::countr_zero(avail));
+        avail &= avail - 1;
+        write(b.slots[slot], es[j]);
+        b.meta.set_tag(slot, tag_of(hashes[j]));  // J1: words, then tag
+        done[j] = true;
+      }
+      b.lock.unlock();
+      for (std::size_t j = i; j < n; ++j) {  // those whose home group was full
+        if (done[j] || (hashes[j] & mask_) != g) continue;
+        if (insert_uncounted(hashes[j], es[j], waits) != status::done) return false;
+        done[j] = true;
+      }
+    }
+    return true;
+  }
   // Counts `count` entries a migration copied in with insert_uncounted.
   void add_copied(std::size_t count) noexcept {
     size_.fetch_add(count, std::memory_order_relaxed);  // relaxed: J4 (size() is exact only when no write runs)
