@@ -16,22 +16,13 @@
 
 #include "polymap/concurrent_map.hpp"
 #include "polymap/verify/verify.hpp"
+#include "sanitizer_scale.hpp"
 
 namespace {
 
 namespace pv = polymap::verify;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::size_t scale = 10;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr std::size_t scale = 10;
-#else
-constexpr std::size_t scale = 1;
-#endif
-#else
-constexpr std::size_t scale = 1;
-#endif
+constexpr std::size_t scale = polymap::testing::under_sanitizer ? 10 : 1;
 
 // Every growth is a migration, and writes move only the groups their own
 // key's lookup passes (no cursor): a migration started by a test stays

@@ -14,6 +14,7 @@
 
 #include "polymap/locked_map.hpp"
 #include "polymap/verify/verify.hpp"
+#include "sanitizer_scale.hpp"
 #include "wide_types.hpp"
 
 #if __has_include("polymap/concurrent_map.hpp")
@@ -48,17 +49,7 @@ using polymap::value;
 using polymap::testing::big_value;
 namespace pv = polymap::verify;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::size_t scale = 20;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr std::size_t scale = 20;
-#else
-constexpr std::size_t scale = 1;
-#endif
-#else
-constexpr std::size_t scale = 1;
-#endif
+constexpr std::size_t scale = polymap::testing::under_sanitizer ? 20 : 1;
 
 // --- maps with seeded bugs ----------------------------------------------------
 
