@@ -110,7 +110,7 @@ TYPED_TEST(BadInput, OddKeysAreOrdinaryKeys) {
   EXPECT_EQ(m.template get<std::int64_t>(nul2), 2);
   EXPECT_EQ(m.template get<std::int64_t>(nul3), 3);
   EXPECT_EQ(m.template get<std::int64_t>(big2), 5);
-  EXPECT_EQ(m.update(empty, [](const value* c) { return value(*c->get<std::int64_t>() + 10); }), value(10));
+  EXPECT_EQ(m.update(empty, [](const value* c) { return value((c ? *c->get<std::int64_t>() : 0) + 10); }), value(10));
   EXPECT_TRUE(m.compare_exchange(big, value(4), value("four")));
   EXPECT_TRUE(m.erase(nul1));
   EXPECT_FALSE(m.erase(nul1));

@@ -524,4 +524,30 @@ TYPED_TEST(FaultInjection, ThrowingCallbacksLeaveTheMapUnchanged) {
   }
 }
 
+// Overwriting a present key with a scalar value allocates nothing, for
+// string keys too (issue 15): the key is not copied (insert_or_assign takes
+// a std::string by const reference) and its key block is made only to
+// insert. Every allocation on this thread throws while armed.
+TEST(ConcurrentMapAllocation, OverwritingAPresentStringKeyAllocatesNothing) {
+  polymap::concurrent_map<> m;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("a-key-longer-than-fifteen-bytes-" + std::to_string(i));
+  for (const auto& k : keys) ASSERT_TRUE(m.insert_or_assign(k, value(std::int64_t{0})));
+  for (int round = 1; round <= 3; ++round) {
+    for (const auto& k : keys) {
+      fault::arm(0);
+      bool inserted = true;
+      EXPECT_NO_THROW(inserted = m.insert_or_assign(k, value(std::int64_t{round}))) << k;
+      fault::disarm();
+      EXPECT_FALSE(inserted);
+    }
+  }
+  for (const auto& k : keys) ASSERT_EQ(m.get<std::int64_t>(k), 3);
+  // The hook can fail: inserting a new long key must allocate its key block.
+  fault::arm(0);
+  EXPECT_THROW(m.insert_or_assign("another-key-longer-than-fifteen-bytes", value(std::int64_t{1})), std::bad_alloc);
+  fault::disarm();
+  EXPECT_EQ(m.size(), keys.size());
+}
+
 }  // namespace

@@ -767,9 +767,13 @@ class inline_concurrent_map
  public:
   using mapped_type = V;
   using core::core;
+  // Keys are taken by value when that is a register or two, else by const
+  // reference: a std::string key is copied only into the key block an
+  // insert makes, never to overwrite a present key.
+  using key_arg = std::conditional_t<std::is_trivially_copyable_v<K> && sizeof(K) <= 2 * sizeof(void*), K, const K&>;
 
   // --- writes ----------------------------------------------------------------
-  bool insert(K k, V v) {
+  bool insert(key_arg k, V v) {
     this->check_not_in_callback("insert");
     const auto& q = lookup(k);
     const std::size_t h = hash_of(q);
@@ -800,7 +804,7 @@ class inline_concurrent_map
     return true;
   }
 
-  bool insert_or_assign(K k, V v) {
+  bool insert_or_assign(key_arg k, V v) {
     this->check_not_in_callback("insert_or_assign");
     const auto& q = lookup(k);
     const std::size_t h = hash_of(q);
@@ -832,9 +836,15 @@ class inline_concurrent_map
           break;
       }
     }
-    const std::uint64_t kw = key.get(k, h);  // not under the key lock
+    // The key lock's path (J6). A string key's block is made before the
+    // lock only if a lookup misses the key, so overwriting a key that sits
+    // past its home group allocates nothing either; if the key leaves
+    // meanwhile, publish_any makes the block under the lock.
+    if constexpr (kcodec::kOwns) {
+      if (!key.made() && !find_in(this->write_table(h), h, q)) key.get(k, h);
+    }
     key_guard kg(*this, h);
-    const bool replaced = publish_any(kg, h, q, {kw, w.get()});  // cannot fail: no expectation
+    const bool replaced = publish_any(kg, h, q, key, k, w.get());  // cannot fail: no expectation
     w.commit();
     if (!replaced) key.commit();
     return !replaced;
@@ -843,7 +853,7 @@ class inline_concurrent_map
   // Inserts (k, v) if k is absent (returns true); otherwise calls f(V&) on a
   // copy of the stored value and stores the copy once f returns.
   template <class F>
-  bool insert_or_visit(K k, V v, F f) {
+  bool insert_or_visit(key_arg k, V v, F f) {
     this->check_not_in_callback("insert_or_visit");
     const auto& q = lookup(k);
     const std::size_t h = hash_of(q);
@@ -879,7 +889,7 @@ class inline_concurrent_map
   // Atomic read-modify-write: stores f(cur), cur = nullptr if k is absent;
   // returns the value stored.
   template <class F>
-  V update(K k, F f) {
+  V update(key_arg k, F f) {
     this->check_not_in_callback("update");
     const auto& q = lookup(k);
     const std::size_t h = hash_of(q);
@@ -1110,20 +1120,23 @@ class inline_concurrent_map
   // the current table before its lookup).
   template <class Q>
   bool publish(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e) {
-    return publish_impl(kg, h, q, expect, e, false).ok;
+    return publish_impl(kg, h, q, expect, e, false, [&] { return e.key; }).ok;
   }
-  // Stores e whatever the key's entry was (one lookup: insert_or_assign);
-  // returns true if it replaced one (then the table kept its key word).
-  template <class Q>
-  bool publish_any(key_guard& kg, std::size_t h, const Q& q, const entry& e) {
-    return publish_impl(kg, h, q, nullptr, e, true).replaced;
+  // Stores value words v under key q whatever the key's entry was (one
+  // lookup: insert_or_assign); returns true if it replaced one (then the
+  // table kept its key word). The key word is made from k only to insert.
+  template <class Q, class KArg>
+  bool publish_any(key_guard& kg, std::size_t h, const Q& q, owned_key& key, const KArg& k, const words& v) {
+    return publish_impl(kg, h, q, nullptr, {key.word(), v}, true, [&] { return key.get(k, h); }).replaced;
   }
   struct published {
     bool ok;
     bool replaced;
   };
-  template <class Q>
-  published publish_impl(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e, bool any) {
+  // key_word() gives the key word to insert with (e.key is used only to replace).
+  template <class Q, class KeyWord>
+  published publish_impl(key_guard& kg, std::size_t h, const Q& q, const location* expect, const entry& e, bool any,
+                         KeyWord&& key_word) {
     for (;;) {
       table* t = this->write_table(h);
       kg.hold(t);  // J6: the lookup below and the write decide under t's key lock
@@ -1139,7 +1152,7 @@ class inline_concurrent_map
         }
         if (t->prepare_due() && !t->pending()) [[unlikely]]
           this->prepare(t);
-        s = t->insert(h, e, lock_waits_);
+        s = t->insert(h, entry{key_word(), e.value}, lock_waits_);
       }
       switch (s) {
         case status::done:

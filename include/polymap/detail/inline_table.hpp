@@ -733,6 +733,10 @@ class alignas(64) inline_table : public table_sizing {
     for (std::uint32_t m = bits.match(tag_of(hash)); m; m &= m - 1) {
       const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
       slot& sl = b.slots[i];
+      // The value words are stored below if the key matches: fetch the
+      // slot's lines writable now rather than shared and then upgraded.
+      prefetch_for_write(&sl.key);
+      prefetch_for_write(&sl.value[kValueWords - 1]);
       // relaxed: under the group lock no other thread writes the slot, and the
       // lock's acquire CAS made the last holder's stores visible.
       old.key = sl.key.load(std::memory_order_relaxed);
