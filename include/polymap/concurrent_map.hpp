@@ -574,7 +574,8 @@ class concurrent_map_core {
   // insert found `seen` full (force).
   void grow(table* seen, bool force) {
     finish_migration();  // seen may be the target of a migration still running
-    std::lock_guard lock(rebuild_mutex_);
+    lock_rebuild();
+    std::lock_guard lock(rebuild_mutex_, std::adopt_lock);
     table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
     if (t != seen || t->next()) return;
     if (!force && !t->needs_rebuild()) return;
@@ -639,7 +640,21 @@ class concurrent_map_core {
     Traits::domain().retire(t, &free_table);
   }
 
-  void wait_for_rebuild() const { std::lock_guard lock(rebuild_mutex_); }
+  void wait_for_rebuild() const {
+    lock_rebuild();
+    rebuild_mutex_.unlock();
+  }
+  // Takes rebuild_mutex_, spinning (pause, then yield) before sleeping: a
+  // rebuild at once of a small table takes tens of microseconds, about what
+  // a futex sleep and wake cost the waiter and the rebuilder.
+  void lock_rebuild() const {
+    backoff b;
+    for (int i = 0; i < 48; ++i) {
+      if (rebuild_mutex_.try_lock()) return;
+      b.pause();
+    }
+    rebuild_mutex_.lock();
+  }
 
   static void free_table(void* p) noexcept { delete static_cast<table*>(p); }
   static void free_table_and_entries(void* p) noexcept {
