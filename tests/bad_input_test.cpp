@@ -21,6 +21,7 @@
 
 #include "polymap/locked_map.hpp"
 #include "polymap/value.hpp"
+#include "sanitizer_scale.hpp"
 
 #if __has_include("polymap/concurrent_map.hpp")
 #include "polymap/concurrent_map.hpp"
@@ -31,13 +32,7 @@
 #define POLYMAP_BAD_INPUT_HAS_SNAPSHOT_MAP 1
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define POLYMAP_BAD_INPUT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define POLYMAP_BAD_INPUT_SANITIZED 1
-#endif
-#endif
+using polymap::testing::under_sanitizer;
 
 namespace {
 
@@ -91,11 +86,8 @@ TYPED_TEST(BadInput, OddKeysAreOrdinaryKeys) {
   typename TypeParam::template map<std::string, value> m;
   const std::string empty;
   const std::string nul1("a\0b", 3), nul2("a\0c", 3), nul3(std::string(1, '\0'));
-#ifdef POLYMAP_BAD_INPUT_SANITIZED
-  constexpr std::size_t big_size = 1 << 16;  // snapshot_map takes ~12 s on 1 MiB keys even unsanitized
-#else
-  constexpr std::size_t big_size = 1 << 20;
-#endif
+  // snapshot_map takes ~12 s on 1 MiB keys even unsanitized
+  constexpr std::size_t big_size = under_sanitizer ? std::size_t{1} << 16 : std::size_t{1} << 20;
   std::string big(big_size, 'x'), big2 = big;
   big2.back() = 'y';  // differs only in its last byte
   EXPECT_TRUE(m.insert(empty, 0));
@@ -208,9 +200,9 @@ TYPED_TEST(BadInput, WrongTypeReadsAreErrorsNamingTheKey) {
 }
 
 TYPED_TEST(BadInput, TenMillionEntries) {
-#ifdef POLYMAP_BAD_INPUT_SANITIZED
-  GTEST_SKIP() << "10 million entries run in the default build only (memory and time under sanitizers)";
-#else
+  if constexpr (under_sanitizer) {
+    GTEST_SKIP() << "10 million entries run in the default build only (memory and time under sanitizers)";
+  }
   using M = typename TypeParam::template map<std::uint64_t, value>;
   auto m = std::make_unique<M>();
   constexpr std::uint64_t n = TypeParam::many;
@@ -233,7 +225,6 @@ TYPED_TEST(BadInput, TenMillionEntries) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%llu entries: inserted, sampled, cleared in %.2f s (not asserted)\n", static_cast<unsigned long long>(n),
               s);
-#endif
 }
 
 // A writer fills and clears in rounds; other threads read, update and iterate.
@@ -242,11 +233,7 @@ TYPED_TEST(BadInput, TenMillionEntries) {
 TYPED_TEST(BadInput, ClearWhileOthersReadAndWrite) {
   typename TypeParam::template map<std::string, value> m;
   constexpr int keys = 32;
-#ifdef POLYMAP_BAD_INPUT_SANITIZED
-  constexpr int rounds = 10;
-#else
-  constexpr int rounds = 30;
-#endif
+  constexpr int rounds = under_sanitizer ? 10 : 30;
   auto key = [](int i) { return "k" + std::to_string(i); };
   auto tagged = [](const std::string& k, int n) {
     return value(k + "|" + std::to_string(n) + std::string(n % 40, '.'));

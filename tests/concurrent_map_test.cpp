@@ -24,6 +24,7 @@
 #include "conformance.hpp"
 #include "polymap/detail/flat_table.hpp"
 #include "polymap/polymap.hpp"
+#include "sanitizer_scale.hpp"
 
 // concurrent_map<> keeps string keys in key blocks.
 using concurrent_types = ::testing::Types<polymap::concurrent_map<>>;
@@ -32,17 +33,7 @@ INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConcurrency, concurrent_types);
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kScale = 1;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr int kScale = 1;
-#else
-constexpr int kScale = 4;
-#endif
-#else
-constexpr int kScale = 4;
-#endif
+constexpr int kScale = polymap::testing::under_sanitizer ? 1 : 4;
 
 using u64_map = polymap::concurrent_map<std::uint64_t, std::uint64_t>;
 

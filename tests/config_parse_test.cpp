@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "polymap/config/config_store.hpp"
+#include "sanitizer_scale.hpp"
 
 namespace {
 
@@ -31,17 +32,7 @@ using namespace std::chrono_literals;
 using polymap::value;
 using namespace polymap::config;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
+constexpr bool sanitized = polymap::testing::under_sanitizer;
 
 class temp_dir {
  public:

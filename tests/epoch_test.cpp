@@ -2,6 +2,7 @@
 // is pinned; everything retired is freed eventually; no leak, no use after free
 // (run under asan and tsan).
 #include "polymap/detail/epoch.hpp"
+#include "sanitizer_scale.hpp"
 
 #include <gtest/gtest.h>
 
@@ -78,11 +79,7 @@ TEST(Epoch, NestedPinsAndMovedGuards) {
 TEST(Epoch, ReadersNeverSeeFreedNodes) {
   epoch_domain d;
   std::atomic<tracked*> head{new tracked(0)};
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  constexpr int writes = 5000;
-#else
-  constexpr int writes = 50000;
-#endif
+  constexpr int writes = polymap::testing::under_sanitizer ? 5000 : 50000;
   std::atomic<bool> done{false};
   std::atomic<long> bad{0};
   std::latch start(3);

@@ -14,6 +14,7 @@
 #include "etcd_fixture.hpp"
 #include "polymap/config/config_store.hpp"
 #include "polymap/config/etcd_source.hpp"
+#include "sanitizer_scale.hpp"
 
 namespace {
 
@@ -28,11 +29,7 @@ using polymap::config::source_status;
 using polymap::test::etcd_server;
 using polymap::test::eventually;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int txn_rounds = 1000;
-#else
-constexpr int txn_rounds = 3000;
-#endif
+constexpr int txn_rounds = polymap::testing::under_sanitizer ? 1000 : 3000;
 
 etcd_source::options quick_retry() {
   etcd_source::options o;

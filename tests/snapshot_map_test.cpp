@@ -18,6 +18,7 @@
 
 #include "concurrency.hpp"
 #include "conformance.hpp"
+#include "sanitizer_scale.hpp"
 
 using snapshot_types = ::testing::Types<polymap::snapshot_map<>>;
 INSTANTIATE_TYPED_TEST_SUITE_P(snapshot, MapConformance, snapshot_types);
@@ -27,17 +28,7 @@ namespace {
 
 // ThreadSanitizer makes every atomic and allocation many times slower; the
 // single-threaded differential and stats tests shrink under it.
-#if defined(__SANITIZE_THREAD__)
-constexpr int kScale = 4;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr int kScale = 4;
-#else
-constexpr int kScale = 1;
-#endif
-#else
-constexpr int kScale = 1;
-#endif
+constexpr int kScale = polymap::testing::under_thread_sanitizer ? 4 : 1;
 
 using polymap::value;
 using polymap::detail::epoch_domain;
