@@ -18,7 +18,17 @@
 //   J1. Writers change a slot's words and its tag only while holding the
 //       group's lock; an insert stores the words before the tag, an erase
 //       clears the tag only (the stale words stay until the slot is reused).
-//   J2. A key is in at most one slot. J3 = I3 (overflow bits). J4 = I4 (size).
+//   J2. A key is in at most one slot. J3 = I3 (overflow bits).
+//   J4. The entry count changes only under the lock of the group whose slot
+//       changed (as I4), so once every group is frozen it is exact. A table
+//       of kStripedMinGroups groups or more counts in kCountStripes
+//       per-thread stripes on lines of their own, and folds whole batches
+//       of kCountBatch into one shared estimate (see count()): two threads
+//       inserting into one table no longer take turns on one counter line
+//       (perf, 2M u64 inserts from empty, 2 threads: the locked add on the
+//       shared counter drew a third of the insert path's samples). size()
+//       sums the stripes (exact when no write runs); the growth triggers
+//       read the estimate plus the most the stripes can hold back.
 //   J5. The words of a full slot own their value and key block (the codecs'
 //       release/free); a table that is rebuilt hands its words to the new
 //       table and frees none; replaced or erased words (an erase: the key
@@ -335,7 +345,7 @@ class alignas(64) inline_table : public table_sizing {
   // kMapBytes) asks for its successor at 3/4 load (prepare_due). populate:
   // populate an mmap'd table now (false: populate_step does it).
   explicit inline_table(std::size_t groups, std::size_t prepare_min_groups = SIZE_MAX, bool populate = true)
-      : groups_(groups), mask_(groups - 1) {
+      : groups_(groups), mask_(groups - 1), striped_(groups >= kStripedMinGroups) {
     bytes_ = groups * sizeof(block);
     if (bytes_ >= kMapBytes) {
       void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
@@ -372,8 +382,53 @@ class alignas(64) inline_table : public table_sizing {
   std::size_t capacity() const noexcept { return groups_ * kGroupSlots; }
   std::size_t max_load() const noexcept { return max_load_of(capacity()); }
   std::size_t bytes() const noexcept { return bytes_; }
-  // relaxed (size, dirty): as in table_core.
-  POLYMAP_ALWAYS_INLINE std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  // Adds d to the entry count (J4). A striped table adds it to this
+  // thread's stripe and moves whole batches into the estimate: the
+  // estimate is the sum over the stripes of floor(stripe / kCountBatch) *
+  // kCountBatch (once the writes in flight are done), so it is at most the
+  // count and at least the count less kCountStripes * (kCountBatch - 1).
+  // relaxed: counts only (J4); the fetch_add's old value says which call
+  // crossed a batch boundary, and each crossing is folded in exactly once.
+  POLYMAP_ALWAYS_INLINE void count(std::int64_t d) noexcept {
+    if (!striped_) {
+      estimate_.fetch_add(d, std::memory_order_relaxed);
+      return;
+    }
+    const std::int64_t old = stripes_[count_stripe_of_this_thread()].n.fetch_add(d, std::memory_order_relaxed);
+    // >> on a negative int64_t floors (C++20): stripes go below zero when
+    // one thread erases what another inserted.
+    if (const std::int64_t batches = ((old + d) >> kCountBatchShift) - (old >> kCountBatchShift)) [[unlikely]]
+      estimate_.fetch_add(batches * static_cast<std::int64_t>(kCountBatch), std::memory_order_relaxed);
+  }
+  static constexpr std::size_t kCountStripes = 8, kCountBatchShift = 4, kCountBatch = 1 << kCountBatchShift;
+  static constexpr std::size_t kStripedMinGroups = 128;  // max load 1680 against a slack of 120
+  // This thread's stripe: threads take stripes round-robin, once.
+  static std::size_t count_stripe_of_this_thread() noexcept {
+    static constinit thread_local std::size_t mine = SIZE_MAX;
+    if (mine == SIZE_MAX) [[unlikely]] {
+      static constinit std::atomic<std::size_t> next{0};
+      mine = next.fetch_add(1, std::memory_order_relaxed) % kCountStripes;  // relaxed: any spread will do
+    }
+    return mine;
+  }
+
+  // relaxed (counts, dirty): statistics and growth triggers (J4), exact
+  // once frozen; no other memory is published through them.
+  std::size_t size() const noexcept {
+    std::int64_t n = estimate_.load(std::memory_order_relaxed);
+    if (striped_) {
+      n = 0;
+      for (const count_stripe& c : stripes_) n += c.n.load(std::memory_order_relaxed);
+    }
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  // At least size(), as far as finished writes go: the estimate plus what
+  // the stripes may hold back. One shared load: for the growth triggers.
+  POLYMAP_ALWAYS_INLINE std::size_t size_bound() const noexcept {
+    const std::int64_t n = estimate_.load(std::memory_order_relaxed) +
+                           (striped_ ? static_cast<std::int64_t>(kCountStripes * (kCountBatch - 1)) : 0);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
   POLYMAP_ALWAYS_INLINE std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
   // Whether an insert must first grow the table: live entries, dirty
   // erasures and, while this table is the target of a migration, the
@@ -385,8 +440,8 @@ class alignas(64) inline_table : public table_sizing {
     // table's next_ (through which a writer reached this table); the
     // previous table stays allocated while the caller is pinned.
     if (const inline_table* p = prev_.load(std::memory_order_acquire)) [[unlikely]]
-      incoming = p->size();
-    return size() + dirty() + incoming >= max_load();
+      incoming = p->size_bound();
+    return size_bound() + dirty() + incoming >= max_load();
   }
 
   // --- incremental migration (concurrent_map.hpp, GROWTH) -----------------
@@ -409,7 +464,7 @@ class alignas(64) inline_table : public table_sizing {
   }
   // --- preparing a successor (PREPARE in concurrent_map.hpp) ---------------
   // Whether this table should have its successor allocated now.
-  POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept { return size() + dirty() >= prepare_at_; }
+  POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept { return size_bound() + dirty() >= prepare_at_; }
   POLYMAP_ALWAYS_INLINE inline_table* pending() const noexcept {
     return pending_.load(std::memory_order_acquire);  // acquire: pairs with set_pending's release
   }
@@ -491,12 +546,12 @@ class alignas(64) inline_table : public table_sizing {
   }
   // Counts `count` entries a migration copied in with insert_uncounted.
   void add_copied(std::size_t count) noexcept {
-    size_.fetch_add(count, std::memory_order_relaxed);  // relaxed: J4 (size() is exact only when no write runs)
+    this->count(static_cast<std::int64_t>(count));
   }
   // After the claimer copied group g's `count` entries into next(): marks
   // it moved; true for the call that moved the table's last group.
   bool finish_group(std::size_t g, std::size_t count) noexcept {
-    size_.fetch_sub(count, std::memory_order_relaxed);  // relaxed: J4 (the copies counted in next())
+    this->count(-static_cast<std::int64_t>(count));  // the copies are counted in next()
     blocks_[g].lock.mark_moved();
     // acq_rel: the call that sees the last group moved synchronizes with
     // every other claimer's increment (a release sequence), so it sees all
@@ -670,7 +725,7 @@ class alignas(64) inline_table : public table_sizing {
   template <class Counter>
   POLYMAP_ALWAYS_INLINE status insert(std::size_t hash, const entry& e, Counter& waits) {
     const status s = insert_uncounted(hash, e, waits);
-    if (s == status::done) size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
+    if (s == status::done) count(1);
     return s;
   }
   // insert without counting the entry in size(): a migration copies a group
@@ -744,8 +799,8 @@ class alignas(64) inline_table : public table_sizing {
       for (std::size_t j = 0; j < kValueWords; ++j) old.value[j] = sl.value[j].load(std::memory_order_relaxed);
       if (!e) {
         held.changed = true;
-        b.meta.set_tag(i, 0);                                                      // J1: the tag only
-        size_.fetch_sub(1, std::memory_order_relaxed);                             // relaxed: J4
+        b.meta.set_tag(i, 0);  // J1: the tag only
+        count(-1);
         if (bits.overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
         return home::erased;
       }
@@ -765,8 +820,8 @@ class alignas(64) inline_table : public table_sizing {
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
     held.changed = true;
     write(b.slots[i], *e);
-    b.meta.set_tag(i, tag_of(hash));                // J1: words, then tag
-    size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4, under the group lock
+    b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
+    count(1);                         // under the group lock (J4)
     return home::inserted;
   }
 
@@ -795,8 +850,8 @@ class alignas(64) inline_table : public table_sizing {
     if (b.lock.lock(waits) == GroupLock::acquired::frozen) return status::frozen;
     status s = status::gone;
     if (holds(b, at)) {
-      b.meta.set_tag(at.slot, 0);                                                         // J1: the tag only
-      size_.fetch_sub(1, std::memory_order_relaxed);                                      // relaxed: J4
+      b.meta.set_tag(at.slot, 0);  // J1: the tag only
+      count(-1);
       if (b.meta.load().overflow() != 0) dirty_.fetch_add(1, std::memory_order_relaxed);  // relaxed: J4
       s = status::done;
     }
@@ -835,7 +890,7 @@ class alignas(64) inline_table : public table_sizing {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
         write(b.slots[i], e);
         b.meta.set_tag(i, tag_of(hash));
-        size_.fetch_add(1, std::memory_order_relaxed);  // relaxed: private table
+        count(1);  // a private table
         return;
       }
       b.meta.set_overflow(hash);
@@ -930,10 +985,16 @@ class alignas(64) inline_table : public table_sizing {
   Atomic<inline_table*> next_{nullptr};
   Atomic<inline_table*> pending_{nullptr};  // a prepared successor, not yet published (PREPARE)
   std::size_t prepare_at_ = SIZE_MAX;       // size + dirty at which to prepare one
-  // On their own cache line: every insert and erase writes them.
-  alignas(64) Atomic<std::size_t> size_{0};  // J4
-  Atomic<std::size_t> dirty_{0};             // erasures from overflowed groups since the build
-  Atomic<inline_table*> prev_{nullptr};      // the table migrating into this one (needs_rebuild)
+  Atomic<inline_table*> prev_{nullptr};     // the table migrating into this one (needs_rebuild); set once
+  bool striped_ = false;                    // counts in stripes_ (J4); fixed at construction
+  // On its own cache line: every insert and erase of an unstriped table
+  // writes it, and a striped table's every kCountBatch-th.
+  alignas(64) Atomic<std::int64_t> estimate_{0};  // J4
+  Atomic<std::size_t> dirty_{0};                  // erasures from overflowed groups since the build
+  struct alignas(64) count_stripe {
+    Atomic<std::int64_t> n{0};
+  };
+  count_stripe stripes_[kCountStripes];
   // Written by the writers that help a migration: a line of their own.
   alignas(64) Atomic<std::size_t> claim_{0};  // the next group to hand out (claim_range)
   Atomic<std::size_t> moved_{0};              // groups moved (finish_group)
