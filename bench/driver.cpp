@@ -442,44 +442,65 @@ void run_keys(const matrix& m, const std::vector<K>& keys, key_kind kk, results&
     throw std::logic_error("no operations generated");
   };
 
-  for (const auto* e : selected(m)) {
+  // Every map of this (keys, N) is built and prefilled first; then each
+  // cell runs its repeats round-robin over the maps (map A, B, C, A, B,
+  // C, ...), so the maps of one cell are measured seconds apart, not a whole
+  // map's matrix apart: on a shared machine whose speed drifts, the ratios
+  // between maps are what stays comparable.
+  struct live_map {
+    const map_entry* e;
     std::unique_ptr<runner<K>> run;
+    std::vector<int> ts;
+    bool has(int t) const { return std::find(ts.begin(), ts.end(), t) != ts.end(); }
+  };
+  std::vector<live_map> live;
+  for (const auto* e : selected(m)) {
+    live_map l{e, nullptr, threads_for(*e, m)};
     if constexpr (std::is_same_v<K, std::uint64_t>)
-      run = e->make_u64();
+      l.run = e->make_u64();
     else
-      run = e->make_str();
-    const auto ts = threads_for(*e, m);
-    if (!mixed.empty()) {
-      report(nullptr, 0, fmt::format("prefilling {} with {} {} keys", e->info.name, n, name(kk)));
-      run->prefill(keys);
+      l.run = e->make_str();
+    live.push_back(std::move(l));
+  }
+  // One cell: `measure(run)` once per repeat per map that runs at t threads.
+  auto cell = [&](workload w, distribution d, int t, double seconds_each, auto&& measure) {
+    std::vector<measurement> rows;
+    std::vector<live_map*> who;
+    for (auto& l : live) {
+      if (!l.has(t)) continue;
+      measurement row;
+      row.cfg = {l.e->info.name, w, kk, n, d, t};
+      rows.push_back(std::move(row));
+      who.push_back(&l);
+    }
+    for (int rep = 0; rep < m.repeats; ++rep)
+      for (std::size_t i = 0; i < who.size(); ++i) rows[i].mops.push_back(measure(*who[i]->run));
+    for (auto& row : rows) {
+      row.median = median_of(row.mops);
+      r.rows.push_back(std::move(row));
+      report(&r.rows.back(), seconds_each, "");
+    }
+  };
+  if (!mixed.empty()) {
+    for (auto& l : live) {
+      report(nullptr, 0, fmt::format("prefilling {} with {} {} keys", l.e->info.name, n, name(kk)));
+      l.run->prefill(keys);
       estimate_done += prefill_seconds(kk, n);
-      for (auto d : m.dists) {
-        for (int t : ts) {
-          for (auto w : mixed) {
-            measurement row;
-            row.cfg = {e->info.name, w, kk, n, d, t};
-            for (int rep = 0; rep < m.repeats; ++rep)
-              row.mops.push_back(run->run_mixed(keys, ops_for(d, w), t, m.seconds_per_run, m.ops_per_run));
-            row.median = median_of(row.mops);
-            r.rows.push_back(std::move(row));
-            report(&r.rows.back(), mixed_seconds(m), "");
-          }
-        }
-      }
     }
-    if (has_insert(m)) {
-      for (int t : ts) {
-        measurement row;
-        row.cfg = {e->info.name, workload::insert, kk, n, distribution::uniform, t};
-        for (int rep = 0; rep < m.repeats; ++rep)
-          row.mops.push_back(run->run_insert(keys, t, m.seconds_per_run, m.ops_per_run != 0));
-        row.median = median_of(row.mops);
-        r.rows.push_back(std::move(row));
-        report(&r.rows.back(), insert_seconds(m, kk, n), "");
-      }
-    }
-    if (m.memory) {
-      r.memory.push_back({e->info.name, kk, n, run->bytes_per_entry(keys)});
+    for (auto d : m.dists)
+      for (int t : m.threads)
+        for (auto w : mixed)
+          cell(w, d, t, mixed_seconds(m),
+               [&](runner<K>& run) { return run.run_mixed(keys, ops_for(d, w), t, m.seconds_per_run, m.ops_per_run); });
+  }
+  if (has_insert(m)) {
+    for (int t : m.threads)
+      cell(workload::insert, distribution::uniform, t, insert_seconds(m, kk, n),
+           [&](runner<K>& run) { return run.run_insert(keys, t, m.seconds_per_run, m.ops_per_run != 0); });
+  }
+  if (m.memory) {
+    for (auto& l : live) {
+      r.memory.push_back({l.e->info.name, kk, n, l.run->bytes_per_entry(keys)});
       estimate_done += 2 * prefill_seconds(kk, n);
     }
   }
@@ -498,10 +519,14 @@ results run(const matrix& m, const std::function<void(const progress&)>& on_prog
       "heap bytes live after one thread inserts N keys into a fresh map (no reserve), counted by a replaced global "
       "operator new (malloc_usable_size per block), plus sizeof(adapter), divided by N";
   r.settings.timing_method =
-      m.ops_per_run
-          ? fmt::format("each repeat runs {} pre-generated operations split over the threads", m.ops_per_run)
-          : fmt::format("each repeat runs pre-generated operations for {} s of wall time; median of {} repeats",
-                        m.seconds_per_run, m.repeats);
+      m.ops_per_run ? fmt::format(
+                          "each repeat runs {} pre-generated operations split over the threads; a cell's repeats "
+                          "take turns over the maps",
+                          m.ops_per_run)
+                    : fmt::format(
+                          "each repeat runs pre-generated operations for {} s of wall time; a cell's repeats take "
+                          "turns over the maps; median of {} repeats",
+                          m.seconds_per_run, m.repeats);
   for (const auto* e : selected(m)) r.maps.push_back(e->info);
 
   progress p;
