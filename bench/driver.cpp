@@ -446,7 +446,8 @@ void run_keys(const matrix& m, const std::vector<K>& keys, key_kind kk, results&
   // cell runs its repeats round-robin over the maps (map A, B, C, A, B,
   // C, ...), so the maps of one cell are measured seconds apart, not a whole
   // map's matrix apart: on a shared machine whose speed drifts, the ratios
-  // between maps are what stays comparable.
+  // between maps are what stays comparable. Memory: every selected map is
+  // prefilled at once (at N = 2M with string keys, a few hundred MB each).
   struct live_map {
     const map_entry* e;
     std::unique_ptr<runner<K>> run;
@@ -474,7 +475,12 @@ void run_keys(const matrix& m, const std::vector<K>& keys, key_kind kk, results&
       who.push_back(&l);
     }
     for (int rep = 0; rep < m.repeats; ++rep)
-      for (std::size_t i = 0; i < who.size(); ++i) rows[i].mops.push_back(measure(*who[i]->run));
+      for (std::size_t i = 0; i < who.size(); ++i) {
+        // What a map's repeat retired to the epoch (old tables, values) is
+        // freed here, between turns, not in the next map's timed window.
+        polymap::detail::epoch_domain::global().barrier();
+        rows[i].mops.push_back(measure(*who[i]->run));
+      }
     for (auto& row : rows) {
       row.median = median_of(row.mops);
       r.rows.push_back(std::move(row));

@@ -25,7 +25,10 @@
 //   luck). It throws std::logic_error naming the map and this rule instead
 //   (a per-thread record of the maps whose callbacks run; reads from a
 //   callback are fine). Hash and Eq must not call into the same map at all:
-//   the write fast path runs Eq holding the home group's lock.
+//   the write fast path runs Eq holding the home group's lock. A key that is
+//   not word-sized is taken by const reference (key_arg) and read until the
+//   operation returns: a callback, Hash or Eq must not change the caller's
+//   key object meanwhile.
 //   A callback may run again if clear() or a growth races with the same
 //   operation (its key locks are per table, J6: a write that began on the
 //   new table may store first). Hash must not throw for a key already in

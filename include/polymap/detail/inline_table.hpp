@@ -19,16 +19,20 @@
 //       group's lock; an insert stores the words before the tag, an erase
 //       clears the tag only (the stale words stay until the slot is reused).
 //   J2. A key is in at most one slot. J3 = I3 (overflow bits).
-//   J4. The entry count changes only under the lock of the group whose slot
-//       changed (as I4), so once every group is frozen it is exact. A table
+//   J4. Every write that fills or empties a slot adjusts the entry count
+//       right after (under the group lock on the fast path, just after it
+//       elsewhere; a migration counts a group's copies once), so once no
+//       write runs the count is exact. A table
 //       of kStripedMinGroups groups or more counts in kCountStripes
 //       per-thread stripes on lines of their own, and folds whole batches
 //       of kCountBatch into one shared estimate (see count()): two threads
 //       inserting into one table no longer take turns on one counter line
 //       (perf, 2M u64 inserts from empty, 2 threads: the locked add on the
 //       shared counter drew a third of the insert path's samples). size()
-//       sums the stripes (exact when no write runs); the growth triggers
-//       read the estimate plus the most the stripes can hold back.
+//       sums the stripes (exact when no write runs; while writes run it
+//       may read below any state the map was in, which size() allows); the
+//       growth triggers read the estimate plus the most the stripes can
+//       hold back, and confirm with the sums near the threshold.
 //   J5. The words of a full slot own their value and key block (the codecs'
 //       release/free); a table that is rebuilt hands its words to the new
 //       table and frees none; replaced or erased words (an erase: the key
@@ -439,9 +443,15 @@ class alignas(64) inline_table : public table_sizing {
     // acquire: pairs with begin_migration's release store of the previous
     // table's next_ (through which a writer reached this table); the
     // previous table stays allocated while the caller is pinned.
-    if (const inline_table* p = prev_.load(std::memory_order_acquire)) [[unlikely]]
+    const inline_table* p = prev_.load(std::memory_order_acquire);
+    if (p) [[unlikely]]
       incoming = p->size_bound();
-    return size_bound() + dirty() + incoming >= max_load();
+    if (size_bound() + dirty() + incoming < max_load()) [[likely]]
+      return false;
+    // The bound runs up to the stripes' slack ahead of the count: near the
+    // threshold, decide on the sums (8 loads), so a table fills to its max
+    // load as reserve() and the sizing rule promise.
+    return !striped_ || size() + dirty() + (p ? p->size() : 0) >= max_load();
   }
 
   // --- incremental migration (concurrent_map.hpp, GROWTH) -----------------
@@ -464,7 +474,9 @@ class alignas(64) inline_table : public table_sizing {
   }
   // --- preparing a successor (PREPARE in concurrent_map.hpp) ---------------
   // Whether this table should have its successor allocated now.
-  POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept { return size_bound() + dirty() >= prepare_at_; }
+  POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept {
+    return size_bound() + dirty() >= prepare_at_ && (!striped_ || size() + dirty() >= prepare_at_);  // as needs_rebuild
+  }
   POLYMAP_ALWAYS_INLINE inline_table* pending() const noexcept {
     return pending_.load(std::memory_order_acquire);  // acquire: pairs with set_pending's release
   }
@@ -788,10 +800,13 @@ class alignas(64) inline_table : public table_sizing {
     for (std::uint32_t m = bits.match(tag_of(hash)); m; m &= m - 1) {
       const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
       slot& sl = b.slots[i];
-      // The value words are stored below if the key matches: fetch the
-      // slot's lines writable now rather than shared and then upgraded.
-      prefetch_for_write(&sl.key);
-      prefetch_for_write(&sl.value[kValueWords - 1]);
+      // An overwrite stores the value words below if the key matches: fetch
+      // the slot's lines writable now rather than shared and then upgraded
+      // (not for an erase or an insert, which leave the slot's words alone).
+      if (e && overwrite) {
+        prefetch_for_write(&sl.key);
+        prefetch_for_write(&sl.value[kValueWords - 1]);
+      }
       // relaxed: under the group lock no other thread writes the slot, and the
       // lock's acquire CAS made the last holder's stores visible.
       old.key = sl.key.load(std::memory_order_relaxed);
