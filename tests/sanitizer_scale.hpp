@@ -4,30 +4,24 @@
 // place that asks; tests include it rather than repeat the #if.
 #pragma once
 
+#if !defined(__has_feature)
+#define POLYMAP_TEST_HAS_FEATURE(x) 0
+#else
+#define POLYMAP_TEST_HAS_FEATURE(x) __has_feature(x)
+#endif
+
 namespace polymap::testing {
 
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool under_thread_sanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__SANITIZE_THREAD__) || POLYMAP_TEST_HAS_FEATURE(thread_sanitizer)
 inline constexpr bool under_thread_sanitizer = true;
 #else
 inline constexpr bool under_thread_sanitizer = false;
 #endif
+#if defined(__SANITIZE_ADDRESS__) || POLYMAP_TEST_HAS_FEATURE(address_sanitizer)
+inline constexpr bool under_address_sanitizer = true;
 #else
-inline constexpr bool under_thread_sanitizer = false;
+inline constexpr bool under_address_sanitizer = false;
 #endif
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool under_sanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool under_sanitizer = true;
-#else
-inline constexpr bool under_sanitizer = false;
-#endif
-#else
-inline constexpr bool under_sanitizer = false;
-#endif
+inline constexpr bool under_sanitizer = under_thread_sanitizer || under_address_sanitizer;
 
 }  // namespace polymap::testing
