@@ -257,6 +257,21 @@ class concurrent_map_at_once : public concurrent_map_with<K, growth_at_once_trai
   }
   static constexpr bool opt_in = true;
 };
+// The same map with group locks for every write, no slot locks (J8 in
+// inline_table.hpp; the way before session 10): for same-run A/B runs.
+struct group_locks_traits : polymap::concurrent_map_traits {
+  static constexpr bool slot_locks = false;
+};
+template <class K>
+class concurrent_map_group_locks : public concurrent_map_with<K, group_locks_traits> {
+ public:
+  using concurrent_map_with<K, group_locks_traits>::concurrent_map_with;
+  static map_info info() {
+    return {"concurrent_map_group_locks", "polymap::concurrent_map (group locks only)",
+            "polymap::concurrent_map<K, value>, no slot locks (A/B)", true};
+  }
+  static constexpr bool opt_in = true;
+};
 #endif
 
 #ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
@@ -468,6 +483,7 @@ void visit_adapters(Visitor&& v) {
 #ifdef POLYMAP_BENCH_HAVE_CONCURRENT_MAP
   v.template operator()<concurrent_map>();
   v.template operator()<concurrent_map_at_once>();
+  v.template operator()<concurrent_map_group_locks>();
 #endif
 #ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
   v.template operator()<snapshot_map>();

@@ -849,6 +849,112 @@ TEST(ConcurrentMapInline, KeyLockWriterWaitsOutAFastInsertInFlight) {
   EXPECT_EQ(n, 1u) << "the key is in the table twice";
 }
 
+// An atomic that parks the calling thread right after its next store of a
+// 64-bit word, once armed on that thread: J8's overwriter, armed, parks
+// holding its slot lock with the first of the value's two words stored.
+struct slot_park {
+  std::latch parked{1}, resume{1};
+};
+thread_local slot_park* park_after_word_store = nullptr;
+template <class T>
+struct parking_atomic : std::atomic<T> {
+  using base = std::atomic<T>;
+  using base::base;
+  void store(T v, std::memory_order o = std::memory_order_seq_cst) noexcept {
+    base::store(v, o);
+    if constexpr (std::is_same_v<T, std::uint64_t>) {
+      if (slot_park* p = park_after_word_store) {
+        park_after_word_store = nullptr;
+        p->parked.count_down();
+        p->resume.wait();
+      }
+    }
+  }
+};
+struct slot_parking_traits : polymap::concurrent_map_traits {
+  template <class T>
+  using atomic = parking_atomic<T>;
+  using group_lock = polymap::detail::version_lock<parking_atomic>;
+  using stripe_lock = polymap::detail::spin_lock<parking_atomic>;
+};
+
+// J8: an overwrite of a present string key holds only its slot's lock, and
+// here parks half-way (one of the value's two words stored: the slot holds
+// a torn value). A reader must not return the torn value, and an erase, an
+// update and a migration's move of the group must wait for the slot, then
+// see the overwrite whole. Each check fails without its J8 wait: the
+// reader returns an int made of the new string's pointer, the erase
+// retires the torn words, the update's callback runs before the overwrite
+// is done, the move copies the torn value.
+TEST(ConcurrentMapInline, SlotLockedOverwriteIsSeenWholeOrNotAtAll) {
+  using map_t = polymap::concurrent_map<std::string, polymap::value, polymap::hash<std::string>,
+                                        polymap::key_equal<std::string>, slot_parking_traits>;
+  static_assert(map_t::inline_slots);
+  enum { reader, eraser, updater, mover };
+  const std::string k = "a key in its home group";
+  const std::string fresh(40, 'b');  // a heap payload: the first word is its pointer
+  for (int op : {reader, eraser, updater, mover}) {
+    SCOPED_TRACE(op);
+    map_t m;
+    for (int i = 0; i < 8; ++i) m.insert("other " + std::to_string(i), i);
+    m.insert(k, 1);  // one group: every key is in its home group
+    slot_park park;
+    std::thread b([&] {
+      park_after_word_store = &park;
+      EXPECT_FALSE(m.insert_or_assign(k, polymap::value(fresh)));
+    });
+    park.parked.wait();
+    std::atomic<bool> done{false};
+    std::optional<polymap::value> seen;
+    int calls = 0;
+    std::thread c([&] {
+      switch (op) {
+        case reader:
+          seen = m.find(k);
+          break;
+        case eraser:
+          EXPECT_TRUE(m.erase(k));
+          break;
+        case updater:
+          m.update(k, [&](const polymap::value* v) {
+            ++calls;
+            seen = *v;
+            return polymap::value(2);
+          });
+          break;
+        case mover:
+          m.debug_begin_migration();
+          m.debug_move_group(0);
+          break;
+      }
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(done.load()) << "it went on while the overwrite held the slot half-written";
+    park.resume.count_down();
+    b.join();
+    c.join();
+    switch (op) {
+      case reader:
+      case updater:
+        EXPECT_EQ(seen, polymap::value(fresh));
+        break;
+      case eraser:
+        EXPECT_FALSE(m.contains(k));
+        break;
+      case mover:  // one group: the move ended the migration
+        EXPECT_EQ(m.debug_migration().groups, 2u);
+        EXPECT_EQ(m.find(k), polymap::value(fresh));
+        break;
+    }
+    if (op == updater) {
+      EXPECT_EQ(calls, 1);
+      EXPECT_EQ(m.find(k), polymap::value(2));
+    }
+    EXPECT_EQ(m.size(), op == eraser ? 8u : 9u);
+  }
+}
+
 // size() (J4) after 12 threads insert through growths and other threads
 // erase half of each one's keys (on the fast path and off it): it must equal
 // a full count once the writers are done, and reach zero.

@@ -215,32 +215,15 @@
 //   after mass erase: not done (a dirty table is rebuilt by size, which may
 //   shrink it, but erases alone never start a rebuild).
 //
-// ALTERNATIVES CONSIDERED (measurements: docs/concurrent_map.md)
-//   - Boost concurrent_flat_map: readers take the group's spin lock on a tag
-//     match, so a popular key bounces one line between reading cores. Ours
-//     take none (a lookup is loads only), which is the whole point.
-//   - A node per entry behind a slot pointer (sessions 1-6 for string keys):
-//     a third dependent miss per lookup, and every write allocated a node
-//     and retired one. Replaced by key blocks and values in the slot.
+// ALTERNATIVES CONSIDERED (one line each; measurements and the FAQ:
+// docs/concurrent_map.md)
+//   - Boost's readers take the group's spin lock: a popular key bounces a line.
+//   - A node per entry: a third dependent miss per lookup, a node per write.
 //   - Key stripes apart from the groups: a second contended line per write.
-//   - Growth at once for every table (sessions 1-7): the insert that grew a
-//     2M-entry table waited tens of ms for the whole rehash, and writers to
-//     frozen groups slept meanwhile. Kept for small tables, reserve, clear.
+//   - Growth at once for every table: one insert waited for a 2M rehash.
 //   - Readers that help a migration: a lookup would write shared memory.
-//   - Boost's per-group insert counters instead of key locks: the retry path
-//     calls user callbacks (update) again; key locks call them once.
-//   - A seq_cst size counter per map: one line every insert bounces; ours
-//     sits in the table on a line of its own, written under group locks.
-//
-// FAQ
-//   Why 15 slots per group? 15 tags and an overflow byte fill one SSE2 word.
-//   Memory per entry? A slot is 8 bytes of key word plus the value words
-//   (16 for polymap::value), plus 24/15 bytes of group header; a string key
-//   adds its block (16 bytes + its length, rounded by malloc).
-//   Why does visit's f see a const V&? f sees a value built from words read
-//   whole; it shares the payload or box, which the pin keeps.
-//   Can a reader see a key that was never inserted? No: Eq and the caller
-//   see only words validated by the seqlock.
+//   - Per-group insert counters (Boost) instead of key locks: callbacks rerun.
+//   - One size counter per map: a line every insert bounces (J4 stripes it).
 #pragma once
 
 #include <algorithm>
@@ -290,6 +273,10 @@ struct concurrent_map_traits {
   // Groups each write moves from the cursor while a migration runs (besides
   // the groups its own key's lookup passes through).
   static constexpr std::size_t migrate_chunk = 2;
+  // Slot locks (J8 in inline_table.hpp) for string and boxed keys: an
+  // overwrite of a present key writes its slot's line only. false: the
+  // group lock for every write (the old way, kept for A/B runs).
+  static constexpr bool slot_locks = true;
 };
 
 namespace detail {
@@ -301,6 +288,13 @@ constexpr std::size_t incremental_min_groups_of() {
     return Traits::incremental_min_groups;
   else
     return concurrent_map_traits::incremental_min_groups;
+}
+template <class Traits>
+constexpr bool slot_locks_of() {
+  if constexpr (requires { Traits::slot_locks; })
+    return Traits::slot_locks;
+  else
+    return concurrent_map_traits::slot_locks;
 }
 template <class Traits>
 constexpr std::size_t migrate_chunk_of() {
@@ -686,10 +680,11 @@ template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
     : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
                                  inline_table<key_policy_for<K, Eq>, V, Traits::template atomic,
-                                              typename Traits::group_lock, typename Traits::stripe_lock>,
+                                              typename Traits::group_lock, typename Traits::stripe_lock,
+                                              slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>,
                                  K, Hash, Eq, Traits> {
   using itable = inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
-                              typename Traits::stripe_lock>;
+                              typename Traits::stripe_lock, slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
   friend core;
   using core::current;
@@ -831,10 +826,18 @@ class inline_concurrent_map
     if constexpr (!kcodec::kOwns) key.get(k, h);  // free: the key's bits
     auto pin = Traits::domain().pin();
     {
+      entry old;
+      // J8: a present key in its home group, under its slot's lock alone.
+      if constexpr (itable::kSlotLocks) {
+        if (this->write_table(h)->overwrite_slot(h, matcher(h, q), w.get(), old) == home::replaced) [[likely]] {
+          w.commit();
+          retire_or_poll(&old.value);
+          return false;
+        }
+      }
       // A string key's block is made only once the home group shows the key
       // absent (then the fast path is tried again): overwriting a present
       // key allocates nothing.
-      entry old;
       home r = assign_home(h, q, w, key, old);
       if (r == home::absent) {
         key.get(k, h);
@@ -1236,10 +1239,12 @@ class inline_concurrent_map
 
 // The blocks LAYOUT describes: a 24-byte header {meta, version, key lock},
 // 15 slots, whole cache lines.
-template <class KeyPolicy, class V>
-using default_table = inline_table<KeyPolicy, V, std::atomic, version_lock<std::atomic>, spin_lock<std::atomic>>;
-static_assert(default_table<string_key, value>::slot_bytes() == 24);
-static_assert(default_table<string_key, value>::block_bytes() == 384);                       // 24 + 15 * 24: six lines
+template <class KeyPolicy, class V, bool SlotLocks = KeyPolicy::kHashed>
+using default_table =
+    inline_table<KeyPolicy, V, std::atomic, version_lock<std::atomic>, spin_lock<std::atomic>, SlotLocks>;
+static_assert(default_table<string_key, value>::slot_bytes() == 32);     // J8: key, value, slot lock, aligned
+static_assert(default_table<string_key, value>::block_bytes() == 512);   // 24 (+8) + 15 * 32: eight lines
+static_assert(default_table<string_key, value, false>::block_bytes() == 384);  // 24 + 15 * 24: six lines
 static_assert(default_table<word_key<std::uint64_t>, std::uint64_t>::block_bytes() == 320);  // 24 + 15 * 16, rounded
 static_assert(sizeof(string_key::key_block) == 16);
 

@@ -294,11 +294,13 @@ class version_lock {
     for (;;) {
       std::uint32_t w = word_.load(std::memory_order_relaxed);  // relaxed: a hint for the CAS
       if (w & kFrozen) return false;
-      // acq_rel: acquire pairs with unlock()'s release (the last writer's slot
-      // writes are visible to the migrating thread); release pairs with
-      // lock()'s acquire load of the frozen word.
+      // seq_cst: acquire pairs with unlock()'s release (the last writer's
+      // slot writes are visible to the migrating thread), release with
+      // lock()'s acquire load of the frozen word; seq_cst also orders the
+      // freeze before the freezer's checks of the slot locks (J8 in
+      // inline_table.hpp). A locked CMPXCHG either way on x86.
       if (!(w & kLocked) &&
-          word_.compare_exchange_weak(w, (w | kFrozen) + kStep, std::memory_order_acq_rel, std::memory_order_relaxed))
+          word_.compare_exchange_weak(w, (w | kFrozen) + kStep, std::memory_order_seq_cst, std::memory_order_relaxed))
         return true;
       b.pause();
     }
@@ -339,6 +341,8 @@ class version_lock {
   }
   // Whether a version word read by read_begin was taken by a writer.
   static constexpr bool locked(std::uint32_t version) noexcept { return (version & kLocked) != 0; }
+  // Whether a group with this version word may be written: not locked, not frozen.
+  static constexpr bool open(std::uint32_t version) noexcept { return (version & (kLocked | kFrozen)) == 0; }
   POLYMAP_ALWAYS_INLINE bool read_valid(std::uint32_t begin) const noexcept {
     // Callers read the protected words with acquire loads, so this load cannot
     // move above them; relaxed is enough for the word itself.

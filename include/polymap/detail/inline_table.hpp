@@ -16,23 +16,19 @@
 //
 // INVARIANTS (as table_core's I1-I4, with "words" for "pointer")
 //   J1. Writers change a slot's words and its tag only while holding the
-//       group's lock; an insert stores the words before the tag, an erase
+//       group's lock (J8: or, value words only, the slot's lock); an insert
+//       stores the words before the tag, an erase
 //       clears the tag only (the stale words stay until the slot is reused).
 //   J2. A key is in at most one slot. J3 = I3 (overflow bits).
 //   J4. Every write that fills or empties a slot adjusts the entry count
-//       right after (under the group lock on the fast path, just after it
-//       elsewhere; a migration counts a group's copies once), so once no
-//       write runs the count is exact. A table
-//       of kStripedMinGroups groups or more counts in kCountStripes
-//       per-thread stripes on lines of their own, and folds whole batches
-//       of kCountBatch into one shared estimate (see count()): two threads
-//       inserting into one table no longer take turns on one counter line
-//       (perf, 2M u64 inserts from empty, 2 threads: the locked add on the
-//       shared counter drew a third of the insert path's samples). size()
-//       sums the stripes (exact when no write runs; while writes run it
-//       may read below any state the map was in, which size() allows); the
-//       growth triggers read the estimate plus the most the stripes can
-//       hold back, and confirm with the sums near the threshold.
+//       right after (under the group lock on the fast path; a migration
+//       counts a group's copies once), so once no write runs the count is
+//       exact. A table of kStripedMinGroups groups or more counts in
+//       kCountStripes per-thread stripes and folds whole batches of
+//       kCountBatch into one shared estimate (count()): why, one shared
+//       counter line drew a third of a 2-thread insert path's samples.
+//       size() sums the stripes; the growth triggers read the estimate plus
+//       the stripes' slack and confirm with the sums near the threshold.
 //   J5. The words of a full slot own their value and key block (the codecs'
 //       release/free); a table that is rebuilt hands its words to the new
 //       table and frees none; replaced or erased words (an erase: the key
@@ -69,6 +65,20 @@
 //       due, a frozen group) falls back to J6 with nothing changed. Readers
 //       see the group locked for the fast write's short lookup and store,
 //       as for any group write; no user code but Eq runs under the lock.
+//   J8. Slot locks (kSlotLocks: string and boxed keys). An overwrite of a
+//       key in its home group (overwrite_slot) takes only its slot's lock
+//       word, after seeing the group open at version v, then checks the
+//       home group's key lock free and the version still v, else backs off
+//       (slow) having written nothing. It stores value words only: never a
+//       key word or a tag. Every thread that holds a group lock or froze a
+//       group waits for a slot's lock to be free before it reads or writes
+//       that slot's value words; a key-lock writer waits, after its key
+//       lock, for the home slots that may hold its key (seq_cst on both
+//       sides: each side either sees the other or is seen). Readers check
+//       the slot's lock word as they check the group's. Why: a value-only
+//       overwrite no longer writes the group's first line, which every
+//       lookup of any key in the group reads (2-thread 50/50 with string
+//       keys: that line's misses were the largest cost).
 #pragma once
 
 #include <algorithm>
@@ -293,10 +303,13 @@ template <class K, class V, class Eq = key_equal<K>>
 inline constexpr bool inline_slots_v = (word_sized_v<K> || string_key_v<K, Eq>)&&(word_sized_v<V> ||
                                                                                   std::is_same_v<V, value>);
 
-template <class KeyPolicy, class V, template <class> class Atomic, class GroupLock, class KeyLock>
+template <class KeyPolicy, class V, template <class> class Atomic, class GroupLock, class KeyLock,
+          bool SlotLocks = KeyPolicy::kHashed>
 class alignas(64) inline_table : public table_sizing {
  public:
   using key_codec = KeyPolicy;
+  // Whether each slot has its own lock word for value-only overwrites (J8).
+  static constexpr bool kSlotLocks = SlotLocks;
   using val_codec = value_codec_for<V>;
   static constexpr std::size_t kValueWords = val_codec::kWords;
   using value_words = typename val_codec::words;
@@ -320,21 +333,16 @@ class alignas(64) inline_table : public table_sizing {
   enum class home { replaced, inserted, present, erased, absent, slow };
 
   // A table of kMapBytes or more takes its blocks from mmap: its zero
-  // pages are every block's initial state (all words zero: empty tags,
-  // version 0, key lock free), so no constructor writes them. Its pages
-  // must be populated before the migration writes them: session 8, 80 MB
-  // table, 2-vCPU VM: pages left to fault in on first write halved insert
-  // throughput during a growth (2.31 -> 1.22 Mops/s, p99 21 us: faults are
-  // dear in this VM); placement new over malloc'd memory took ~50 ms and
-  // MAP_POPULATE ~30 ms, in one stall. So a table that will migrate is
-  // prepared early (PREPARE in concurrent_map.hpp): allocated unpopulated
-  // at 3/4 load, populated kPopulateStep bytes per write (MADV_POPULATE_WRITE)
-  // while the old table fills to 7/8.
+  // pages are every block's initial state (empty tags, version 0, key lock
+  // free), so no constructor writes them. A table that will migrate into
+  // is prepared early (PREPARE in concurrent_map.hpp): allocated
+  // unpopulated at 3/4 load, populated kPopulateStep bytes per write
+  // (MADV_POPULATE_WRITE) until 7/8, so no write pays for its page faults
+  // at once (measurements: docs/concurrent_map.md, session 8).
   static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
-  // Unmapping a populated table costs about 60 us per MB here (5-7 ms for
-  // 80 MB), paid by whichever write's epoch poll frees the old table after a
-  // growth: a table of kUnmapAsideBytes or more is unmapped by a short-lived
-  // detached thread instead (inline if one cannot be started).
+  // Unmapping a large populated table takes milliseconds (about 60 us per
+  // MB here), paid by the write whose epoch poll frees it: one of
+  // kUnmapAsideBytes or more is unmapped by a short-lived detached thread.
   static constexpr std::size_t kUnmapAsideBytes = std::size_t{8} << 20;
   static void unmap_aside(void* p, std::size_t n) noexcept {
     try {
@@ -520,8 +528,11 @@ class alignas(64) inline_table : public table_sizing {
   std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
     const block& b = blocks_[g];
     std::size_t n = 0;
-    for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1)
-      out[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
+    for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1) {
+      const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
+      wait_slot_unlocked(sl);  // J8: an overwriter that locked it before the freeze
+      out[n++] = read(sl);
+    }
     return n;
   }
   // A migration's copy of one group's n entries (their keys absent here,
@@ -627,18 +638,11 @@ class alignas(64) inline_table : public table_sizing {
     return find_impl<true, location>(hash, match, location_of);
   }
 
-  // find's loop, for callers that want something else than a location:
-  // returns hit(group, slot, key word, value words) on a match, R() on a
-  // miss. The words reach hit in registers when hit is inlined (find's
-  // location went through memory when a caller took its words by
-  // reference, and the 16-byte reload of two 8-byte stores misses
-  // store-to-load forwarding: perf, session 6, a fifth of a 1-thread find's
-  // samples). The common path reads each group once; if a writer overlapped
-  // a read, the lookup starts over in find_contended (out of line, so the
-  // inlined path stays small enough for consecutive lookups to overlap
-  // their misses).
-  // A reader's lookup (find_read's loop): one test per group of the
-  // version word already loaded sends it to the slow path on a moved group.
+  // A reader's lookup returning hit(group, slot, key word, value words) on
+  // a match, R() on a miss: the words reach hit in registers (a location
+  // went through memory and missed store-to-load forwarding). One read per
+  // group; a read that met a writer or a moved group starts over in
+  // find_contended, out of line, so the inlined path stays small.
   template <class R, class Match, class Hit>
   [[gnu::always_inline]] inline R find_with(std::size_t hash, Match&& match, Hit&& hit) const {
     return find_impl<true, R>(hash, match, hit);
@@ -661,11 +665,12 @@ class alignas(64) inline_table : public table_sizing {
       for (std::uint32_t m = bits.match(tag); m; m &= m - 1) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
         const slot& sl = b.slots[i];
+        const std::uint32_t sv = slot_begin(sl);  // J8
         // acquire: as in read().
         const std::uint64_t kw = sl.key.load(std::memory_order_acquire);
         value_words w;
         for (std::size_t j = 0; j < kValueWords; ++j) w[j] = sl.value[j].load(std::memory_order_acquire);
-        if (!b.lock.read_valid(v)) [[unlikely]] {
+        if (!b.lock.read_valid(v) || !slot_valid(sl, sv)) [[unlikely]] {
           const location loc = find_contended<Follow>(hash, match);
           return loc ? hit(loc.group, loc.slot, loc.e.key, loc.e.value) : R();
         }
@@ -683,6 +688,12 @@ class alignas(64) inline_table : public table_sizing {
     const block& b = blocks_[hash & mask_];
     for (backoff bo; GroupLock::locked(b.lock.read_begin_seq_cst()); bo.pause()) {
     }
+    // J8: and until no overwriter holds a home slot that may hold the key
+    // (one whose tag matches). Such an overwriter locked it before this
+    // writer's key-lock CAS (a later one sees the key lock and backs off).
+    if constexpr (kSlotLocks)
+      for (std::uint32_t m = b.meta.load().match(tag_of(hash)); m; m &= m - 1)
+        wait_slot_unlocked(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
   }
 
   // find, for a lookup that met a writer or (Follow) a moved group: each
@@ -708,8 +719,9 @@ class alignas(64) inline_table : public table_sizing {
           std::uint32_t m = bits.match(tag);
           for (; m; m &= m - 1) {
             const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
+            const std::uint32_t sv = slot_begin(b.slots[i]);  // J8
             const entry e = read(b.slots[i]);
-            if (!b.lock.read_valid(v)) break;  // a writer overlapped: read the group again
+            if (!b.lock.read_valid(v) || !slot_valid(b.slots[i], sv)) break;  // a writer overlapped: read again
             if (match(e.key)) {
               hit = {true, p.get(), i, e};
               break;
@@ -811,6 +823,9 @@ class alignas(64) inline_table : public table_sizing {
       // lock's acquire CAS made the last holder's stores visible.
       old.key = sl.key.load(std::memory_order_relaxed);
       if (!match(old.key)) continue;
+      wait_slot_unlocked(sl);  // J8: an overwriter may hold the slot (the key word it does not change)
+      // relaxed: as the key word; J8's overwriter released the slot (acquire
+      // in spirit: the seq_cst load above read its release store).
       for (std::size_t j = 0; j < kValueWords; ++j) old.value[j] = sl.value[j].load(std::memory_order_relaxed);
       if (!e) {
         held.changed = true;
@@ -838,6 +853,56 @@ class alignas(64) inline_table : public table_sizing {
     b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
     count(1);                         // under the group lock (J4)
     return home::inserted;
+  }
+
+  // J8's fast path: stores value words w over the key's entry in its home
+  // group holding only that slot's lock: the group's first line (tags,
+  // version, key lock) is read, not written, so readers of the group's
+  // other keys keep it cached. Returns replaced (`old` gets the entry that
+  // left: the caller retires its value; the table owns w) or slow, having
+  // changed nothing: the group is locked, frozen or changed meanwhile, a
+  // key-lock writer holds the home group's key lock, or the key is not in
+  // a home slot (absent, or further along).
+  template <class Match>
+  POLYMAP_ALWAYS_INLINE home overwrite_slot(std::size_t hash, Match&& match, const value_words& w, entry& old) {
+    static_assert(kSlotLocks);
+    block& b = blocks_[hash & mask_];
+    const std::uint32_t v = b.lock.read_begin();
+    if (!GroupLock::open(v)) [[unlikely]]
+      return home::slow;
+    const group_bits bits = b.meta.load();
+    for (std::uint32_t m = bits.match(tag_of(hash)); m; m &= m - 1) {
+      slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
+      prefetch_for_write(&sl);  // the CAS below writes this line
+      const std::uint64_t kw = sl.key.load(std::memory_order_acquire);  // acquire: as in read()
+      // The key word belongs to a full slot only if the group did not change
+      // (a reader's validation) before its block is dereferenced.
+      if (!b.lock.read_valid(v)) return home::slow;
+      if (!match(kw)) continue;
+      std::uint32_t sv = sl.ver.load(std::memory_order_relaxed);  // relaxed: a hint for the CAS
+      // seq_cst: ordered before the two checks below, against the group-lock
+      // or freeze CAS and then slot-lock check of a group writer
+      // (wait_slot_unlocked) and the key-lock CAS and then slot-lock check
+      // of a key-lock writer (wait_home_unlocked): Dekker's pattern twice.
+      if ((sv & 1) || !sl.ver.compare_exchange_strong(sv, sv | 1, std::memory_order_seq_cst,
+                                                      std::memory_order_relaxed)) [[unlikely]]
+        return home::slow;
+      if (b.key_lock.held() || b.lock.read_begin_seq_cst() != v) [[unlikely]] {
+        // release: back to the word readers saw; nothing was written.
+        sl.ver.store(sv, std::memory_order_release);
+        return home::slow;
+      }
+      // The group is as it was at v, so the slot still holds kw, and no
+      // other writer touches its value words until the unlock.
+      old.key = kw;
+      // relaxed: under the slot lock; the CAS read the last holder's release.
+      for (std::size_t j = 0; j < kValueWords; ++j) old.value[j] = sl.value[j].load(std::memory_order_relaxed);
+      // release: pairs with the readers' acquire loads of the words.
+      for (std::size_t j = 0; j < kValueWords; ++j) sl.value[j].store(w[j], std::memory_order_release);
+      sl.ver.store(sv + 2, std::memory_order_release);  // release: pairs with slot_begin and the waits
+      return home::replaced;
+    }
+    return home::slow;
   }
 
   // Stores value words w at `at` if the slot still holds at.e. On done the
@@ -945,9 +1010,15 @@ class alignas(64) inline_table : public table_sizing {
     return location{true, g, i, entry{kw, w}};
   }
 
-  struct slot {
+  // J8's slot lock: bit 0 locked by a value-only overwriter, the rest a
+  // counter bumped by each such overwrite. Absent (no bytes) without J8.
+  struct no_slot_lock {};
+  using slot_lock_word = std::conditional_t<kSlotLocks, Atomic<std::uint32_t>, no_slot_lock>;
+  // 32 bytes with a polymap::value and J8: aligned so no slot straddles a line.
+  struct alignas(kSlotLocks && kValueWords == 2 ? 32 : 8) slot {
     Atomic<std::uint64_t> key{0};
     Atomic<std::uint64_t> value[kValueWords] = {};
+    [[no_unique_address]] slot_lock_word ver{};
   };
   struct alignas(64) block {  // all-zero bytes: an empty, unlocked group (the mmap'd tables rely on it)
     group_meta<Atomic> meta;
@@ -967,6 +1038,33 @@ class alignas(64) inline_table : public table_sizing {
     for (std::size_t j = 0; j < kValueWords; ++j) e.value[j] = s.value[j].load(std::memory_order_acquire);
     return e;
   }
+  // J8, read side: a reader loads the slot's lock word before the slot's
+  // words (acquire: the word loads stay after it) and checks it unchanged
+  // and unlocked after them (the words are acquire loads, so the re-load
+  // stays after them): the seqlock argument above, per slot.
+  POLYMAP_ALWAYS_INLINE static std::uint32_t slot_begin(const slot& s) noexcept {
+    if constexpr (kSlotLocks)
+      return s.ver.load(std::memory_order_acquire);
+    else
+      return 0;
+  }
+  POLYMAP_ALWAYS_INLINE static bool slot_valid(const slot& s, std::uint32_t begin) noexcept {
+    if constexpr (kSlotLocks)
+      return !(begin & 1) && s.ver.load(std::memory_order_relaxed) == begin;  // relaxed: see slot_begin
+    else
+      return true;
+  }
+  // J8, writer side: a thread that holds the group lock (or froze the
+  // group) and will read or write slot s's value words waits until no
+  // overwriter holds s. seq_cst: ordered after the caller's seq_cst lock or
+  // freeze CAS, against the overwriter's seq_cst slot CAS and its check of
+  // the group's version (Dekker's pattern): either the overwriter sees the
+  // group taken and backs off, or this load sees the slot locked.
+  POLYMAP_ALWAYS_INLINE static void wait_slot_unlocked(const slot& s) noexcept {
+    if constexpr (kSlotLocks)
+      for (backoff bo; s.ver.load(std::memory_order_seq_cst) & 1; bo.pause()) {
+      }
+  }
   // release: pairs with read()'s acquire loads. Under the group lock.
   POLYMAP_ALWAYS_INLINE static void write(slot& s, const entry& e) noexcept {
     s.key.store(e.key, std::memory_order_release);
@@ -975,6 +1073,7 @@ class alignas(64) inline_table : public table_sizing {
   // Under the group lock: the slot is full and still holds exactly at.e.
   POLYMAP_ALWAYS_INLINE static bool holds(const block& b, const location& at) noexcept {
     if (b.meta.load().byte(at.slot) == 0) return false;
+    wait_slot_unlocked(b.slots[at.slot]);  // J8
     return read(b.slots[at.slot]).same(at.e);
   }
   template <class F>
@@ -986,9 +1085,14 @@ class alignas(64) inline_table : public table_sizing {
       for (backoff bo;; bo.pause()) {
         const std::uint32_t v = b.lock.read_begin();
         n = 0;
-        for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1)
-          buf[n++] = read(b.slots[static_cast<std::size_t>(std::countr_zero(m))]);
-        if (b.lock.read_valid(v)) break;
+        bool whole = true;
+        for (std::uint32_t m = b.meta.load().match_full(); m && whole; m &= m - 1) {
+          const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
+          const std::uint32_t sv = slot_begin(sl);
+          buf[n++] = read(sl);
+          whole = slot_valid(sl, sv);
+        }
+        if (whole && b.lock.read_valid(v)) break;
       }
       for (std::size_t i = 0; i < n; ++i) f(g, buf[i]);
     }
