@@ -270,6 +270,48 @@ struct entry {
   std::unique_ptr<subject> (*make)();
 };
 
+// No map: the same timed loop, clock reads and value construction with no
+// map call inside (find says every key is present; insert counts in a
+// per-thread slot so size() is exact). Its percentiles are the floor of
+// this machine under the same threads: what preemption, interrupts and the
+// clock alone cost, which no map can go below.
+template <class K>
+class no_map {
+ public:
+  explicit no_map(std::size_t) {}
+  bool find(const K& k, std::uint64_t& sink) {
+    sink += static_cast<std::uint64_t>(k);
+    return true;
+  }
+  bool insert(const K&, const value&) {
+    // relaxed: a count read after the join (which orders it); slots spread the threads.
+    slots_[slot_of_this_thread()].n.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  std::size_t size() {
+    std::size_t n = 0;
+    for (const auto& x : slots_) n += x.n.load(std::memory_order_relaxed);  // relaxed: after the join
+    return n;
+  }
+  static map_info info() {
+    return {"no_map", "no map (the machine's floor)", "the timed loop with no map call: clock reads, loop, one value",
+            true};
+  }
+
+ private:
+  static std::size_t slot_of_this_thread() {
+    static std::atomic<std::size_t> next{0};
+    // relaxed: any spread of the threads over the slots will do.
+    static thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kSlots;
+    return mine;
+  }
+  static constexpr std::size_t kSlots = 64;
+  struct alignas(64) slot {
+    std::atomic<std::size_t> n{0};
+  };
+  std::array<slot, kSlots> slots_;
+};
+
 // Every map of the adapter layer; by default the concurrent maps of this
 // build but the baseline-style ones (one lock, shards), the opt-in ones and
 // the fixed-size xenium map, which never grows.
@@ -283,6 +325,7 @@ const std::vector<entry>& registry() {
                               info.name != "xenium_hm";
       v.push_back({info, by_default, [] { return std::unique_ptr<subject>(new subject_impl<Ad>()); }});
     });
+    v.push_back({no_map<std::uint64_t>::info(), true, [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
     return v;
   }();
   return maps;

@@ -42,13 +42,15 @@
 //   group, tag, overflow, probe: see detail/group.hpp.
 //   table    : detail::inline_table: per group a 64-byte aligned block of
 //              {metadata, version word, key lock, 15 slots}.
-//   slot     : {key word, value word(s)}, atomic 64-bit words read under the
-//              group's seqlock. Key word (the key policy, inline_table.hpp):
+//   slot     : {key word, value word(s)[, slot lock]}, atomic 64-bit words
+//              read under the group's seqlock (and the slot lock's, J8). Key word (the key policy, inline_table.hpp):
 //              the key itself (word-sized K), or a pointer to an immutable
 //              key block (std::string: {hash, size, bytes}; other K: {hash,
 //              K}). Value words: a word-sized V, polymap::value's two words
 //              (they own one payload reference), or a pointer to an
 //              immutable box holding any other V.
+//   slot lock: string and boxed keys: a 32-bit lock word per slot, taken by
+//              an overwrite of a present key in its home group (J8).
 //   key lock : a lock word in each group's block; the one of the key's home
 //              group (first on its probe sequence) serializes the writes of
 //              the key to that table (J6).
@@ -69,17 +71,18 @@
 //   +---------------------+        +---------------|------------------------------+
 //                                                  v (string keys)
 //                                   key block {hash, size, bytes} (immutable)
-//   K -> polymap::value: a block is 16 + 8 + 15 * 24 = 384 bytes, six lines
-//   (static_assert in inline_table.hpp); a hit reads the first line (tags
-//   and version) and its slot's line, both in one block, plus the key block
-//   for a string key. Why in the group: separate arrays cost a dependent
+//   u64 -> polymap::value: a block is 16 + 8 + 15 * 24 = 384 bytes, six
+//   lines; std::string -> polymap::value: 32 + 15 * 32 = 512 bytes, eight
+//   lines (32-byte slots with their lock, none across a line; static_asserts
+//   below). A hit reads the first line (tags and version) and its slot's
+//   line, both in one block, plus the key block for a string key. Why in the group: separate arrays cost a dependent
 //   miss per lookup; why 64-byte aligned: an unaligned block puts the
 //   version on another line than the tags for some groups (~30% slower).
 //   Why key blocks for strings: a write of a present key allocates nothing
 //   (the value is in the slot), and the stored hash rejects most tag
 //   collisions before the bytes are read.
 //
-// LOCK PROTOCOL (stated once; the invariants J1-J7 are in inline_table.hpp)
+// LOCK PROTOCOL (stated once; the invariants J1-J8 are in inline_table.hpp)
 //   L1. A write to key k holds the key lock of k's home group in the table
 //       it writes from its lookup of k to the publication of its result
 //       (J6); a writer that finds the table replaced moves to the new
@@ -92,11 +95,17 @@
 //       after seeing the home group's key lock free: one CAS and one store
 //       on the block's first line instead of two of each. Anything the home
 //       group cannot decide alone falls back to L1 with nothing changed.
+//   L1''. Slot locks (J8, string and boxed keys): insert_or_assign of a key
+//       present in its home group first tries to store the value words
+//       holding only that slot's lock, after seeing the group open and the
+//       key lock free: the block's first line is read, not written.
 //   L2. A slot or metadata word changes only under its group's lock (a bit of
-//       the version word). A thread holds at most one group lock, briefly, and
-//       never waits for anything while holding it.
-//   L3. Order: key lock, then one group lock at a time; or rebuild_mutex_,
-//       then freezing groups. A writer that finds a group frozen gives up
+//       the version word), or (value words only) its slot's lock. A thread
+//       holds at most one group or slot lock, briefly. A slot lock's holder
+//       never waits (it backs off); a group lock's holder or a freezer waits
+//       only for a slot lock of its group, and for nothing else.
+//   L3. Order: key lock, then one group lock at a time, then (waited for,
+//       not held) a slot lock; or rebuild_mutex_, then freezing groups. A writer that finds a group frozen gives up
 //       the group (it never had it); in a migration it helps move groups
 //       (GROWTH), in a rebuild at once it waits for rebuild_mutex_, in both
 //       still holding its key lock, and retries on the new table. Moving a
@@ -118,9 +127,11 @@
 //   alive); load table_ (acquire); for each group on the probe sequence:
 //     v = version word (read_begin, acquire: pairs with the last unlock);
 //     load the metadata word, SSE2-match the tag; for each match i:
-//       load slot i's key word and value word(s) (acquire loads);
+//       load slot i's lock word (J8; acquire), key word and value word(s)
+//       (acquire loads);
 //       if read_valid(v) fails (v was odd: a writer held the group; or the
-//       word changed), read the group again (after a pause);
+//       word changed), or the slot's lock word was locked or changed, read
+//       the group again (after a pause);
 //       otherwise the words are one entry as it was at one instant: test the
 //       key (a key block's stored hash, then Eq on its bytes) and on a match
 //       return a copy of the value (find) or borrow it (visit, get);
@@ -138,8 +149,9 @@
 //   get along with programming language memory models?", MSPC 2012; acquire
 //   loads instead of a fence, which TSan models). Plain moves on x86.
 //   Linearization: an insert takes effect at its tag store (the words are
-//   stored before it, J1), an overwrite at its value word store, an erase at
-//   its tag clear. A key never moves within a table (no backward shifts, no
+//   stored before it, J1), an overwrite at its value word store (a
+//   slot-locked one: at its unlock; readers see all of its words or none),
+//   an erase at its tag clear. A key never moves within a table (no backward shifts, no
 //   tombstones), so a lookup that misses a key which was present for its
 //   whole run is impossible; a lookup racing an erase+reinsert that misses
 //   linearizes in the gap. A lookup that still reads a table being rebuilt
