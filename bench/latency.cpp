@@ -325,7 +325,8 @@ const std::vector<entry>& registry() {
                               info.name != "xenium_hm";
       v.push_back({info, by_default, [] { return std::unique_ptr<subject>(new subject_impl<Ad>()); }});
     });
-    v.push_back({no_map<std::uint64_t>::info(), true, [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
+    v.push_back(
+        {no_map<std::uint64_t>::info(), true, [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
     return v;
   }();
   return maps;

@@ -690,11 +690,11 @@ class concurrent_map_core {
 // (word_key) or a pointer to an immutable key block (string_key).
 template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
-    : public concurrent_map_core<inline_concurrent_map<K, V, Hash, Eq, Traits>,
-                                 inline_table<key_policy_for<K, Eq>, V, Traits::template atomic,
-                                              typename Traits::group_lock, typename Traits::stripe_lock,
-                                              slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>,
-                                 K, Hash, Eq, Traits> {
+    : public concurrent_map_core<
+          inline_concurrent_map<K, V, Hash, Eq, Traits>,
+          inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
+                       typename Traits::stripe_lock, slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>,
+          K, Hash, Eq, Traits> {
   using itable = inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
                               typename Traits::stripe_lock, slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
@@ -1183,7 +1183,7 @@ class inline_concurrent_map
           this->grow(t, false);
           continue;
         }
-        if (t->prepare_due() && !t->pending()) [[unlikely]]
+        if (!t->pending() && t->prepare_due()) [[unlikely]]
           this->prepare(t);
         s = t->insert(h, entry{key_word(), e.value}, lock_waits_);
       }
@@ -1254,8 +1254,8 @@ class inline_concurrent_map
 template <class KeyPolicy, class V, bool SlotLocks = KeyPolicy::kHashed>
 using default_table =
     inline_table<KeyPolicy, V, std::atomic, version_lock<std::atomic>, spin_lock<std::atomic>, SlotLocks>;
-static_assert(default_table<string_key, value>::slot_bytes() == 32);     // J8: key, value, slot lock, aligned
-static_assert(default_table<string_key, value>::block_bytes() == 512);   // 24 (+8) + 15 * 32: eight lines
+static_assert(default_table<string_key, value>::slot_bytes() == 32);           // J8: key, value, slot lock, aligned
+static_assert(default_table<string_key, value>::block_bytes() == 512);         // 24 (+8) + 15 * 32: eight lines
 static_assert(default_table<string_key, value, false>::block_bytes() == 384);  // 24 + 15 * 24: six lines
 static_assert(default_table<word_key<std::uint64_t>, std::uint64_t>::block_bytes() == 320);  // 24 + 15 * 16, rounded
 static_assert(sizeof(string_key::key_block) == 16);
