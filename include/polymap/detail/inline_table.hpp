@@ -21,8 +21,9 @@
 //       clears the tag only (the stale words stay until the slot is reused).
 //   J2. A key is in at most one slot. J3 = I3 (overflow bits).
 //   J4. Every write that fills or empties a slot adjusts the entry count
-//       right after (under the group lock on the fast path; a migration
-//       counts a group's copies once), so once no write runs the count is
+//       under the group lock on the fast path (the fast insert just before
+//       its stores: J9), right after elsewhere (a migration counts a
+//       group's copies once), so once no write runs the count is
 //       exact. A table of kStripedMinGroups groups or more counts in
 //       kCountStripes per-thread stripes and folds whole batches of
 //       kCountBatch into one shared estimate (count()): why, one shared
@@ -79,6 +80,19 @@
 //       overwrite no longer writes the group's first line, which every
 //       lookup of any key in the group reads (2-thread 50/50 with string
 //       keys: that line's misses were the largest cost).
+//   J9. A write may return before its last stores are visible to other
+//       threads: on x86 the slot words, the tag and the unlock are plain
+//       stores, and they may wait in the core's store buffer after the call
+//       returned. No thread can tell: every way a thread learns that the
+//       call returned (a flag, a lock, a later write of this map, which
+//       starts with a locked CAS) is a store or a locked instruction behind
+//       those stores, and x86 makes stores visible in program order; the
+//       same holds for the release/acquire pairs in the C++ model. The fast
+//       insert counts (a locked add) before its stores so that the add
+//       drains nothing: counting after them made every insert wait for its
+//       slot line's miss (2-thread insert of 2M u64 keys: 25% slower). The
+//       linearizability recorder stamps a response after a full fence for
+//       this reason (verify/history.hpp).
 #pragma once
 
 #include <algorithm>
@@ -849,13 +863,15 @@ class alignas(64) inline_table : public table_sizing {
     if (!avail || needs_rebuild() || (!pending() && prepare_due())) return home::slow;  // J6 path grows or prepares
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
     held.changed = true;
-    write(b.slots[i], *e);
-    b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
-    // J4, under the group lock. After the stores, on purpose: the locked add
-    // drains them, so the insert is visible to all before it returns
-    // (counting first was 25% faster but failed the linearizability stress:
-    // docs/concurrent_map.md, session 10).
+    slot& sl = b.slots[i];
+    prefetch_for_write(&sl.key);  // the stores below: fetch the lines writable while we count
+    prefetch_for_write(&sl.value[kValueWords - 1]);
+    // J4, under the group lock, and before the stores: the locked add then
+    // drains nothing, and the stores wait in the store buffer while this
+    // thread goes on (no other thread can tell: J9).
     count(1);
+    write(sl, *e);
+    b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
     return home::inserted;
   }
 

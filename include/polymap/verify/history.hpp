@@ -8,12 +8,23 @@
 //   A history is the set of completed operations of a run. Operation A
 //   precedes B in real time iff A.response < B.invoke; otherwise they overlap
 //   and the checker may order them either way.
+//   The response stamp is read after a full fence (MFENCE or a locked
+//   instruction on x86, then the vDSO's LFENCE;RDTSC): a call may return
+//   with its last stores still in its core's store buffer (x86-TSO lets a
+//   plain store wait there while the thread goes on), and such a store is
+//   not yet visible to other threads. Stamped without the fence, a lookup
+//   on another core could begin after the response stamp and miss the
+//   write, an order no program can observe: any message from this thread
+//   to another (a flag, a lock, a syscall) passes through memory behind
+//   those stores. The fence makes the stamp's real-time order the
+//   observable one. The invoke stamp needs none: a later load of the call
+//   retires after the RDTSC and is replayed if its line changes before.
 //
 // COST
 //   Each thread appends to its own buffer (a std::vector reserved up front, in
 //   its own allocation, so threads share no cache line), and reads the clock
 //   twice per operation (clock_gettime(CLOCK_MONOTONIC) through the vDSO,
-//   about 20 ns). No lock, no atomic. Recording is meant to stay on in stress
+//   about 20 ns) and fences once. No lock, no atomic RMW. Recording is meant to stay on in stress
 //   tests and in `polymap soak`.
 //
 // RULES
@@ -24,6 +35,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -123,6 +135,9 @@ class thread_log {
     return ops_.size() - 1;
   }
   void end(std::size_t slot, bool ok, std::optional<V> out = std::nullopt) {
+    // seq_cst fence before the response stamp: the call's stores are visible
+    // to every thread before the stamp is read (see TERMS).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     const std::uint64_t t = clock_->now();
     op& o = ops_[slot];
     o.response = t;
