@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -365,6 +368,49 @@ TEST(IncrementalGrowth, PreparedSuccessorsThroughLargeGrowths) {
   while (!m.debug_migration().prepared) m.insert(k++, 0);
   EXPECT_EQ(m.find(std::uint64_t{5}), 5u);
 }  // destroyed with a successor prepared
+
+// Opt-in huge pages (POLYMAP_HUGE_PAGES=1): a table of 4 MB or more is
+// mapped 2 MB-aligned with MADV_HUGEPAGE, and growth through such tables
+// (prepared, populated in steps, migrated) keeps every key. ctest runs each
+// test in its own process, so the variable is read here first.
+TEST(IncrementalGrowth, HugePageTablesKeepEveryKey) {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) GTEST_SKIP() << "no THP in this kernel";
+  ::setenv("POLYMAP_HUGE_PAGES", "1", 1);
+  if (!polymap::detail::table_huge_pages())
+    GTEST_SKIP() << "read before this test set it (run the test alone, as ctest does)";
+  polymap::concurrent_map<std::uint64_t, std::uint64_t> m;
+  const std::uint64_t per_writer = 200'000;  // a table of 8 MB or more, under sanitizers too
+  std::vector<std::thread> writers;
+  for (std::uint64_t w = 0; w < 2; ++w)
+    writers.emplace_back([&, w] {
+      for (std::uint64_t i = 0; i < per_writer; ++i) m.insert(2 * i + w, i);
+    });
+  for (auto& t : writers) t.join();
+  ASSERT_EQ(m.size(), 2 * per_writer);
+  for (std::uint64_t w = 0; w < 2; ++w)
+    for (std::uint64_t i = 0; i < per_writer; ++i) ASSERT_EQ(m.find(2 * i + w), i) << "key " << 2 * i + w;
+  // The table's mapping carries the advice: VmFlags "hg" in /proc/self/smaps,
+  // on a 2 MB-aligned range of at least 4 MB.
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::uintptr_t lo = 0, hi = 0;
+  bool found = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t a = 0, b = 0;  // not lo/hi: "Anonymous:" parses one hex digit before it fails
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &a, &b) == 2) {
+      lo = a;
+      hi = b;
+      continue;
+    }
+    if (line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos && hi - lo >= (std::size_t{4} << 20) &&
+        lo % (std::size_t{2} << 20) == 0)
+      found = true;
+  }
+  EXPECT_TRUE(found) << "no 2 MB-aligned mapping of 4 MB or more with MADV_HUGEPAGE";
+  for (std::uint64_t i = 0; i < 2 * per_writer; i += 2) ASSERT_TRUE(m.erase(i));
+  EXPECT_EQ(m.size(), per_writer);
+  EXPECT_EQ(m.find(std::uint64_t{1}), 0u);
+}
 
 // concurrent_map whose writes also start a same-size migration every
 // `period`-th insert_or_assign, so groups keep moving under the stress.
