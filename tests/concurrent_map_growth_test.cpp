@@ -402,8 +402,8 @@ TEST(IncrementalGrowth, HugePageTablesKeepEveryKey) {
       hi = b;
       continue;
     }
-    if (line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos && hi - lo >= (std::size_t{4} << 20) &&
-        lo % (std::size_t{2} << 20) == 0)
+    if (line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos &&
+        hi - lo >= polymap::detail::kHugeMinBytes && lo % polymap::detail::kHugePage == 0)
       found = true;
   }
   EXPECT_TRUE(found) << "no 2 MB-aligned mapping of 4 MB or more with MADV_HUGEPAGE";
