@@ -83,6 +83,30 @@ TEST(ConcurrentMapAlloc, FailedClearAndReserveChangeNothing) {
   EXPECT_EQ(m.size(), 0u);
 }
 
+// shrink_to_fit that cannot allocate the smaller table, for a table that
+// shrinks at once and one that shrinks by migration: the map is as it was
+// (same capacity, every key), not migrating, and a later shrink works.
+TEST(ConcurrentMapAlloc, FailedShrinkChangesNothing) {
+  for (const std::size_t n : {std::size_t{2000}, 24 * polymap::concurrent_map_traits::incremental_min_groups}) {
+    polymap::concurrent_map<std::uint64_t, std::uint64_t> m;
+    for (std::uint64_t i = 0; i < n; ++i) ASSERT_TRUE(m.insert(i, i * 2));
+    for (std::uint64_t i = 10; i < n; ++i) ASSERT_TRUE(m.erase(i));
+    const std::size_t cap = m.stats().capacity;
+    fail_aligned = true;
+    EXPECT_THROW(m.shrink_to_fit(), std::bad_alloc) << "n = " << n;
+    fail_aligned = false;
+    EXPECT_FALSE(m.debug_migration().running);
+    EXPECT_EQ(m.stats().capacity, cap);
+    EXPECT_EQ(m.size(), 10u);
+    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_EQ(m.find(i), i * 2);
+    EXPECT_TRUE(m.insert(std::uint64_t{n}, 1));
+    m.shrink_to_fit();
+    EXPECT_LT(m.stats().capacity, cap);
+    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_EQ(m.find(i), i * 2);
+    EXPECT_EQ(m.find(std::uint64_t{n}), 1u);
+  }
+}
+
 // A table large enough to grow by incremental migration (GROWTH): the
 // insert that would begin the migration cannot allocate the next table; the
 // map is as it was, not migrating, and a later growth migrates it whole.

@@ -77,19 +77,37 @@ void expect_same(const M& m, const std::unordered_map<K, std::uint64_t>& oracle,
   ASSERT_EQ(m.size(), oracle.size()) << when;
 }
 
-TYPED_TEST(ParkedMigration, MovedAndUnmovedGroupsServeEveryOperation) {
-  using K = typename TypeParam::key_type;
-  TypeParam m;
+// A migration into a table twice as large (a growth), or into one a quarter
+// as large (shrink_to_fit after mass erase), parked with every other group
+// moved, serves every operation on keys in moved and unmoved groups.
+template <class M>
+void parked_migration_serves_every_operation(bool shrink) {
+  using K = typename M::key_type;
+  M m;
   std::unordered_map<K, std::uint64_t> oracle;
   constexpr std::size_t keys = 3000;
   for (std::size_t i = 0; i < 2000; ++i) {
     m.insert(key_of<K>(i), i);
     oracle[key_of<K>(i)] = i;
   }
+  for (std::size_t i = 0; shrink && i < 2000; ++i) {  // keep every fourth key
+    if (i % 4 != 0) {
+      ASSERT_TRUE(m.erase(key_of<K>(i)));
+      oracle.erase(key_of<K>(i));
+    }
+  }
   m.reserve(0);  // finishes any migration the inserts left half-way
   ASSERT_FALSE(m.debug_migration().running);
 
-  m.debug_begin_migration();
+  const std::size_t from = m.debug_migration().groups;
+  // Room for what is left and the inserts below (the migration's next table
+  // must hold every entry, as shrink_to_fit sizes it).
+  const std::size_t to =
+      shrink ? polymap::detail::table_sizing::groups_for(oracle.size() + oracle.size() / 4 + 64) : from * 2;
+  if (shrink) {
+    ASSERT_LT(to, from);
+  }
+  m.debug_begin_migration(to);
   auto st = m.debug_migration();
   ASSERT_TRUE(st.running);
   ASSERT_EQ(st.moved, 0u);
@@ -104,12 +122,13 @@ TYPED_TEST(ParkedMigration, MovedAndUnmovedGroupsServeEveryOperation) {
   // next table; reads of keys whose groups moved must see those writes. A
   // few dozen writes, so most unmoved groups stay unmoved.
   for (std::size_t i = 0; i < 2000; i += 167) {
-    ASSERT_FALSE(m.insert_or_assign(key_of<K>(i), i + 100000));
-    oracle[key_of<K>(i)] = i + 100000;
+    const K k = key_of<K>(i);
+    ASSERT_EQ(m.insert_or_assign(k, i + 100000), oracle.count(k) == 0) << "insert_or_assign of key " << i;
+    oracle[k] = i + 100000;
   }
   for (std::size_t i = 1; i < 2000; i += 181) {
-    ASSERT_TRUE(m.erase(key_of<K>(i)));
-    oracle.erase(key_of<K>(i));
+    const K k = key_of<K>(i);
+    ASSERT_EQ(m.erase(k), oracle.erase(k) == 1) << "erase of key " << i;
   }
   for (std::size_t i = 2000; i < 2012; ++i) {
     ASSERT_TRUE(m.insert(key_of<K>(i), i));
@@ -157,6 +176,14 @@ TYPED_TEST(ParkedMigration, MovedAndUnmovedGroupsServeEveryOperation) {
     EXPECT_EQ(v, it->second);
   });
   EXPECT_EQ(seen, oracle.size());
+  EXPECT_EQ(m.debug_migration().groups, to);
+}
+
+TYPED_TEST(ParkedMigration, MovedAndUnmovedGroupsServeEveryOperation) {
+  parked_migration_serves_every_operation<TypeParam>(false);
+}
+TYPED_TEST(ParkedMigration, AShrinkParkedHalfWayServesEveryOperation) {
+  parked_migration_serves_every_operation<TypeParam>(true);
 }
 
 // A migration half-way, then clear(), reserve(), erase_if and the
@@ -186,15 +213,16 @@ TYPED_TEST(ParkedMigration, WholeTableOperationsFinishIt) {
   SUCCEED();
 }
 
-// Readers never miss a key that is present for their whole run, and never
-// see a value it did not have, while writers insert and erase other keys
-// through many migrations (default cursor help, small tables).
-TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
-  polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>, polymap::key_equal<std::uint64_t>,
-                          small_traits>
-      m;
-  constexpr std::uint64_t stable = 500;
-  for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i * 3);
+using small_u64_map = polymap::concurrent_map<std::uint64_t, std::uint64_t, polymap::hash<std::uint64_t>,
+                                              polymap::key_equal<std::uint64_t>, small_traits>;
+constexpr std::uint64_t stable_keys = 500;
+
+// Two readers look up the keys [0, stable_keys) (inserted with value k * 3)
+// while round(i) changes the map for i in [0, rounds): they never miss one
+// (each is present for their whole run) nor see a value it did not have.
+template <class Round>
+void readers_see_stable_keys(small_u64_map& m, std::uint64_t rounds, Round round) {
+  for (std::uint64_t i = 0; i < stable_keys; ++i) m.insert(i, i * 3);
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> misses{0}, wrong{0};
   std::vector<std::thread> readers;
@@ -202,7 +230,7 @@ TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
     readers.emplace_back([&, r] {
       std::uint64_t i = static_cast<std::uint64_t>(r);
       while (!stop.load(std::memory_order_relaxed)) {
-        const std::uint64_t k = i++ % stable;
+        const std::uint64_t k = i++ % stable_keys;
         const auto v = m.find(k);
         if (!v)
           misses.fetch_add(1, std::memory_order_relaxed);
@@ -210,20 +238,110 @@ TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
           wrong.fetch_add(1, std::memory_order_relaxed);
       }
     });
-  const std::uint64_t rounds = 12 / (scale > 1 ? 3 : 1);
-  for (std::uint64_t round = 0; round < rounds; ++round) {
+  for (std::uint64_t i = 0; i < rounds; ++i) round(i);
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(misses.load(), 0u);
+  EXPECT_EQ(wrong.load(), 0u);
+  for (std::uint64_t i = 0; i < stable_keys; ++i) ASSERT_EQ(m.find(i), i * 3);
+}
+
+// Writers insert and erase other keys through many migrations (default
+// cursor help, small tables).
+TEST(IncrementalGrowth, ReadersSeeStableKeysThroughMigrations) {
+  small_u64_map m;
+  readers_see_stable_keys(m, 12 / (scale > 1 ? 3 : 1), [&](std::uint64_t) {
     // Grow from a few groups to thousands, then shrink back by erasing.
     const std::uint64_t n = 20000 / scale;
     for (std::uint64_t i = 0; i < n; ++i) m.insert(1'000'000 + i, i);
     for (std::uint64_t i = 0; i < n; ++i) m.erase(1'000'000 + i);
     m.debug_begin_migration();  // one more, with the cursor moving it
-  }
-  stop = true;
-  for (auto& t : readers) t.join();
-  EXPECT_EQ(misses.load(), 0u);
-  EXPECT_EQ(wrong.load(), 0u);
+  });
   EXPECT_GT(m.stats().growths, 3u);
-  EXPECT_EQ(m.size(), stable);
+  EXPECT_EQ(m.size(), stable_keys);
+}
+
+// shrink_to_fit after mass erase: a large table (a migration) and a small
+// one (a rebuild at once) come down to the size a growth would pick for
+// what is left, keep every key, and grow again as before. A table that is
+// not sparse stays as it is.
+template <class M>
+class Shrink : public ::testing::Test {};
+using shrink_maps = ::testing::Types<polymap::concurrent_map<std::uint64_t, std::uint64_t>,
+                                     polymap::concurrent_map<std::string, std::uint64_t>>;
+TYPED_TEST_SUITE(Shrink, shrink_maps);
+
+TYPED_TEST(Shrink, MassEraseGivesMemoryBack) {
+  using K = typename TypeParam::key_type;
+  const std::size_t big_n = 24 * polymap::concurrent_map_traits::incremental_min_groups;  // migrates when shrunk
+  for (const std::size_t n : {std::size_t{1000}, big_n}) {
+    TypeParam m;
+    for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(m.insert(key_of<K>(i), i));
+    const auto full = m.stats();
+    m.shrink_to_fit();  // at its natural size: nothing to give back
+    EXPECT_EQ(m.stats().capacity, full.capacity) << "n = " << n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i % 40 != 0) {
+        ASSERT_TRUE(m.erase(key_of<K>(i)));
+      }
+    }
+    const std::size_t left = (n + 39) / 40;
+    ASSERT_EQ(m.size(), left);
+    EXPECT_EQ(m.stats().capacity, full.capacity) << "erases alone never shrink a table";
+    m.shrink_to_fit();
+    const auto small = m.stats();
+    EXPECT_FALSE(m.debug_migration().running);
+    EXPECT_EQ(small.capacity,
+              polymap::detail::table_sizing::groups_for(left + left / 4 + 1) * polymap::detail::kGroupSlots)
+        << "n = " << n;
+    EXPECT_LE(small.capacity * 8, full.capacity) << "n = " << n;
+    EXPECT_LT(small.bytes, full.bytes) << "n = " << n;
+    EXPECT_EQ(small.growths, full.growths) << "a shrink is not a growth";
+    ASSERT_EQ(m.size(), left);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto v = m.find(key_of<K>(i));
+      if (i % 40 == 0) {
+        ASSERT_EQ(v, std::optional<std::uint64_t>(i)) << "key " << i;
+      } else {
+        ASSERT_FALSE(v.has_value()) << "key " << i;
+      }
+    }
+    m.shrink_to_fit();  // already fits
+    EXPECT_EQ(m.stats().capacity, small.capacity);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(m.insert(key_of<K>(i), i + 1), i % 40 != 0) << "key " << i;
+    ASSERT_EQ(m.size(), n);
+    EXPECT_GT(m.stats().growths, small.growths);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(m.find(key_of<K>(i)), i % 40 == 0 ? i : i + 1) << "key " << i;
+  }
+}
+
+// Readers never miss a stable key and a writer goes on while shrink_to_fit
+// moves a sparse table into a smaller one, round after round.
+TEST(Shrink, ReadersAndWritersGoOnWhileTablesShrink) {
+  small_u64_map m;
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> writer_errors{0};
+  std::thread writer([&] {  // a writer of its own keys: each insert and erase must succeed
+    for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+      const std::uint64_t k = 5'000'000 + i % 64;
+      if (!(i / 64 % 2 == 0 ? m.insert(k, i) : m.erase(k))) writer_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  const std::uint64_t rounds = 8 / (scale > 1 ? 2 : 1);
+  std::uint64_t shrunk = 0;
+  readers_see_stable_keys(m, rounds, [&](std::uint64_t) {
+    const std::uint64_t n = 30000 / scale;
+    for (std::uint64_t i = 0; i < n; ++i) m.insert(1'000'000 + i, i);
+    for (std::uint64_t i = 0; i < n; ++i) m.erase(1'000'000 + i);
+    const std::size_t before = m.stats().capacity;
+    m.shrink_to_fit();
+    if (m.stats().capacity < before) ++shrunk;
+  });
+  stop = true;
+  writer.join();
+  EXPECT_EQ(writer_errors.load(), 0u);
+  EXPECT_EQ(shrunk, rounds);
+  EXPECT_LE(m.size(), stable_keys + 64);
 }
 
 // The entry count of a large table lives in per-thread stripes folded into
@@ -414,7 +532,10 @@ TEST(IncrementalGrowth, HugePageTablesKeepEveryKey) {
 
 // concurrent_map whose writes also start a same-size migration every
 // `period`-th insert_or_assign, so groups keep moving under the stress.
-template <class K, class V>
+// Shrink: they alternate a migration into twice the groups, left for the
+// writers to move, and shrink_to_fit, which moves a migration into fewer
+// groups from the calling thread while the others go on.
+template <class K, class V, bool Shrink = false>
 class migrating_map : public polymap::concurrent_map<K, V, polymap::hash<K>, polymap::key_equal<K>, small_traits> {
   using base = polymap::concurrent_map<K, V, polymap::hash<K>, polymap::key_equal<K>, small_traits>;
 
@@ -422,18 +543,27 @@ class migrating_map : public polymap::concurrent_map<K, V, polymap::hash<K>, pol
   bool insert_or_assign(K k, V v) {
     if (count_.fetch_add(1, std::memory_order_relaxed) % period == period - 1) {
       const auto groups = this->stats_groups();
-      this->debug_begin_migration(groups);
-      started_.fetch_add(1, std::memory_order_relaxed);
+      const std::uint64_t n = started_.fetch_add(1, std::memory_order_relaxed);
+      if (!Shrink) {
+        this->debug_begin_migration(groups);
+      } else if (n % 2 == 0) {
+        this->debug_begin_migration(groups * 2);
+      } else {
+        this->shrink_to_fit();
+        if (this->stats_groups() < groups) shrunk_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     return base::insert_or_assign(std::move(k), std::move(v));
   }
   std::uint64_t started() const { return started_.load(); }
+  std::uint64_t shrunk() const { return shrunk_.load(); }
   static constexpr std::uint64_t period = 97;
 
  private:
   std::size_t stats_groups() const { return this->debug_version_words().size(); }
   std::atomic<std::uint64_t> count_{0};
   std::atomic<std::uint64_t> started_{0};
+  std::atomic<std::uint64_t> shrunk_{0};
 };
 
 template <class M>
@@ -441,6 +571,28 @@ class MigratingStress : public ::testing::Test {};
 using migrating_maps =
     ::testing::Types<migrating_map<std::uint64_t, std::uint64_t>, migrating_map<std::string, polymap::value>>;
 TYPED_TEST_SUITE(MigratingStress, migrating_maps);
+
+template <class M>
+class ShrinkingStress : public ::testing::Test {};
+using shrinking_maps = ::testing::Types<migrating_map<std::uint64_t, std::uint64_t, true>,
+                                        migrating_map<std::string, polymap::value, true>>;
+TYPED_TEST_SUITE(ShrinkingStress, shrinking_maps);
+
+// The recorded linearizability stress while tables keep doubling and
+// shrinking under it (the keys spread, so a doubled table is sparse).
+TYPED_TEST(ShrinkingStress, SpreadKeysThroughGrowthAndShrink) {
+  pv::stress_options o;
+  o.threads = 3;
+  o.keys = 3000;
+  o.ops_per_thread = 60'000 / scale;
+  o.round_ops = 30'000 / scale;
+  o.seed = 47;
+  TypeParam m;
+  auto r = pv::run_stress(m, o);
+  EXPECT_TRUE(r.ok()) << r.report();
+  EXPECT_GT(m.shrunk(), 3u);
+  std::printf("%s", r.report().c_str());
+}
 
 TYPED_TEST(MigratingStress, HighContentionFewKeys) {
   pv::stress_options o;

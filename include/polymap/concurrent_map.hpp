@@ -224,8 +224,13 @@
 //   for every growth; incremental_min_groups = SIZE_MAX brings it back for
 //   A/B runs.) for_each, erase_if and stats() finish a migration first (they
 //   are O(n) anyway), as do clear, reserve and the destructor. Shrinking
-//   after mass erase: not done (a dirty table is rebuilt by size, which may
-//   shrink it, but erases alone never start a rebuild).
+//   after mass erase: shrink_to_fit() asks for it (erases alone never start
+//   a rebuild; a dirty table is rebuilt by size, which may shrink it). A
+//   large table shrinks by the same migration into a next table with fewer
+//   groups: W1-W2 and R1-R2 never assume the next table is larger, only
+//   that it has room for every entry (needs_rebuild counts the previous
+//   table's entries, so a next table that fills while it still receives a
+//   migration finishes it and then grows).
 //
 // ALTERNATIVES CONSIDERED (one line each; measurements and the FAQ:
 // docs/concurrent_map.md)
@@ -240,6 +245,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -250,6 +256,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -404,6 +411,47 @@ class concurrent_map_core {
     if (n > t->max_load()) rebuild_at_once(t, n);
   }
 
+  // Gives back the memory of a table that erases left sparse: moves the
+  // entries into the table a growth would size for size() (room for a
+  // quarter more) if that one has fewer groups; otherwise does nothing.
+  // Like reserve, the caller does O(capacity) work. Unlike reserve, a large
+  // table shrinks by migration (GROWTH): readers and writers go on, writers
+  // help move groups, and none waits for a whole-table rehash. Why not on
+  // its own after erases: a map that drains and refills (a cache, a batch)
+  // would pay a rehash each way; std::unordered_map, Boost, Abseil and Go
+  // never shrink unasked either. bad_alloc: the map is as it was. The old
+  // table is freed once no reader still holds it: this call tries for a
+  // few milliseconds (a reader pinned longer keeps it, as for any retire).
+  void shrink_to_fit() {
+    if (shrink_in_place()) {
+      auto& d = Traits::domain();
+      for (int i = 0; i < 8 && d.pending() != 0; ++i)
+        if (d.try_reclaim() == 0) std::this_thread::sleep_for(std::chrono::microseconds(250));
+    }
+  }
+
+ private:
+  bool shrink_in_place() {
+    auto pin = Traits::domain().pin();
+    {
+      lock_rebuild();
+      std::lock_guard lock(rebuild_mutex_, std::adopt_lock);
+      finish_migration();                                 // no migration begins meanwhile: that takes rebuild_mutex_
+      table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
+      const std::size_t live = t->size();                 // writers may go on: an estimate, as in grow()
+      const std::size_t groups = table::groups_for(live + live / 4 + 1);
+      if (groups >= t->groups()) return false;
+      if (t->groups() < incremental_min_groups_of<Traits>()) {
+        rebuild_at_once(t, 0);  // sized by the exact count, under the freeze
+        return true;
+      }
+      t->begin_migration(make_table(groups));  // may throw bad_alloc with nothing changed
+    }
+    finish_migration();  // outside the mutex: the mover of the last group publishes (L4)
+    return true;
+  }
+
+ public:
   std::size_t size() const {
     auto pin = Traits::domain().pin();
     const table* t = current();
