@@ -161,9 +161,11 @@
 //   fast path tests that bit in the version it loaded anyway; on a moved
 //   group the lookup starts over in find_contended, which walks the chain
 //   (the groups from the home group to the first whose overflow bit for the
-//   hash is clear) and goes on in the next table if it found the key in a
-//   moved group, or missed having seen only moved groups. Otherwise its
-//   answer stands: see GROWTH, R1-R2.
+//   hash is clear) without matching any candidate of a moved group (its key
+//   words are the freeze's, and a block they name may be freed: GROWTH,
+//   R3). It answers from an unmoved group that holds the key, else goes on
+//   in the next table if it passed a moved group, else misses: see GROWTH,
+//   R1-R3.
 //   Ownership: the words of a full slot own their key block and one payload
 //   reference (or box). A writer that replaces value words retires the old
 //   value; an erase retires the value and the key block; a rebuild moves
@@ -210,10 +212,21 @@
 //       write of k had gone to the next table: every group it read shows
 //       the key's latest state at some instant inside its run (a moved
 //       group keeps the state of its freeze until the first write of k in
-//       the next table, which comes after that instant). Its answer stands.
-//   R2. Found in a moved group, or missed over moved groups only: the next
-//       table holds k's latest state (its copy was made before the moved bit
-//       the lookup saw), so the lookup goes on there, by R1-R2 again.
+//       the next table, which comes after that instant). Found in such a
+//       group, or missed over unmoved groups only: its answer stands.
+//   R2. Not found in an unmoved group, and a moved group passed: if k was
+//       in a moved group, the next table holds k's latest state (its copy
+//       was made before the moved bit the lookup saw); if not, k is written
+//       there only once its whole chain moved, and then the next table's
+//       state is its latest. Either way the lookup goes on there, by R1-R3
+//       again. No moved group passed: a miss, as in any table.
+//   R3. A moved group's candidates are never matched. Its words are the
+//       state of its freeze; once k's whole chain moved, an erase of k in
+//       the next table retires k's key block, and a lookup that pinned after
+//       that retirement can still load the old table (it stays current until
+//       its last group moves): matching would read a freed block. (Found by
+//       tsan in MigratingStress; ParkedMigration.AKeyErasedAfterItsChain-
+//       MovedIsNotReadThroughTheOldTable reproduces it under asan.)
 //   The tests that fail if R2 is dropped (readers answer from moved groups):
 //   ParkedMigration and MigratingStress in concurrent_map_growth_test.
 //   A table of fewer groups (microseconds to rebuild), an explicit
@@ -227,7 +240,7 @@
 //   after mass erase: shrink_to_fit() asks for it (erases alone never start
 //   a rebuild; a dirty table is rebuilt by size, which may shrink it). A
 //   large table shrinks by the same migration into a next table with fewer
-//   groups: W1-W2 and R1-R2 never assume the next table is larger, only
+//   groups: W1-W2 and R1-R3 never assume the next table is larger, only
 //   that it has room for every entry (needs_rebuild counts the previous
 //   table's entries, so a next table that fills while it still receives a
 //   migration finishes it and then grows).

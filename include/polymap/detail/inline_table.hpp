@@ -751,24 +751,30 @@ class alignas(64) inline_table : public table_sizing {
 
   // find, for a lookup that met a writer or (Follow) a moved group: each
   // group is read until one read validates, pausing between tries. With
-  // Follow, the lookup goes on in the next table when it found the key in
-  // a moved group, or missed having seen only moved groups (READ PROTOCOL,
-  // migration, in concurrent_map.hpp).
+  // Follow, a moved group's candidates are never matched: its words are the
+  // state of its freeze, and a key block they name may be freed already (the
+  // key's chain moved, an erase in the next table retired it, and this
+  // lookup pinned after that). The lookup answers from an unmoved group that
+  // holds the key; otherwise it goes on in the next table if it passed a
+  // moved group, and misses if it passed none (READ PROTOCOL, migration, in
+  // concurrent_map.hpp).
   template <bool Follow, class Match>
   [[gnu::noinline]] location find_contended(std::size_t hash, Match& match) const {
     const std::uint8_t tag = tag_of(hash);
     for (const inline_table* t = this;; t = t->next()) {  // next(): non-null once a moved group was seen
-      bool saw_unmoved = false;
+      bool saw_moved = false;
       prober p(hash, t->mask_);
       for (;;) {
         const block& b = t->blocks_[p.get()];
         group_bits bits(0, 0);
-        bool moved = false;
         location hit;
         for (backoff bo;; bo.pause()) {
           const std::uint32_t v = b.lock.read_begin();
-          moved = GroupLock::moved(v);
           bits = b.meta.load();
+          if (Follow && GroupLock::moved(v)) {  // the overflow bits stay as they were at the freeze
+            saw_moved = true;
+            break;
+          }
           std::uint32_t m = bits.match(tag);
           for (; m; m &= m - 1) {
             const std::size_t i = static_cast<std::size_t>(std::countr_zero(m));
@@ -782,15 +788,10 @@ class alignas(64) inline_table : public table_sizing {
           }
           if (!m || hit) break;  // every candidate was read whole
         }
-        if (!Follow || !moved) {
-          if (hit) return hit;
-          saw_unmoved = true;
-        } else if (hit) {
-          break;  // the key was copied into the next table, which has its latest entry
-        }
+        if (hit) return hit;
         if (!bits.overflowed(hash) || !p.next()) {
-          if (!Follow || saw_unmoved) return {};
-          break;  // every group of the chain moved: the next table has it all
+          if (!saw_moved) return {};
+          break;  // a moved group may have held the key: the next table has its latest state
         }
       }
     }
