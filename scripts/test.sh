@@ -25,10 +25,15 @@ for preset in ${POLYMAP_PRESETS:-default asan tsan}; do
     continue
   fi
   echo "== [$preset] ctest =="
-  if ctest --preset "$preset" -j"$jobs" --timeout 900; then
+  if ctest --preset "$preset" -j"$jobs" --timeout 900 --output-on-failure; then
     summary+=("$preset: all tests passed ($(( $(date +%s) - t0 )) s)")
   else
     summary+=("$preset: TESTS FAILED ($(( $(date +%s) - t0 )) s)")
+    # Name the failed tests in the summary, which is what a truncated CI log keeps.
+    failed_log="build/$preset/Testing/Temporary/LastTestsFailed.log"
+    if [[ -f "$failed_log" ]]; then
+      while IFS= read -r line; do summary+=("  $preset failed: ${line:0:200}"); done < "$failed_log"
+    fi
     status=1
   fi
 done

@@ -475,16 +475,21 @@ class concurrent_map_core {
   bool empty() const { return size() == 0; }
 
   // Test hooks. debug_begin_migration starts a migration of the current
-  // table into one of `groups` groups (0: twice the current; a power of two
-  // with room for the entries), whatever its load, and moves nothing; it
-  // does nothing if a migration runs. debug_migration() says where the
+  // table into one of `groups` groups (0: twice the current; a power of two),
+  // whatever its load, and moves nothing; it does nothing if a migration
+  // runs. A count without room for the entries and a quarter more (the
+  // sizing rule's) is raised to one with room: a caller that read the group
+  // count before another thread grew the table would otherwise ask for a
+  // next table its entries overfill. debug_migration() says where the
   // migration stands.
   void debug_begin_migration(std::size_t groups = 0) {
     auto pin = Traits::domain().pin();
     std::lock_guard lock(rebuild_mutex_);
     table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
     if (t->next()) return;
-    t->begin_migration(make_table(groups ? groups : t->groups() * 2));
+    const std::size_t live = t->size_bound();
+    groups = std::max(groups ? groups : t->groups() * 2, table::groups_for(live + live / 4 + 1));
+    t->begin_migration(make_table(groups));
   }
   struct migration_state {
     bool running = false;
