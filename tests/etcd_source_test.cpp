@@ -141,9 +141,9 @@ TEST(EtcdSource, WatchSeesPutsAndDeletesInRevisionOrder) {
   etcd_server etcd;
   auto c = etcd.client();
   c.put("/app/a", "1");
-  etcd_source src(etcd.url("/app/"));
-  std::mutex m;
+  std::mutex m;                          // before the source: its watcher calls changed() until it stops
   std::vector<std::uint64_t> revisions;  // the source's revision at each changed()
+  etcd_source src(etcd.url("/app/"));
   src.load();
   src.watch([&] {
     std::lock_guard g(m);
@@ -219,12 +219,12 @@ TEST(EtcdSource, StopIsPromptWhileWatchingAndWhileRetrying) {
 // the source has seen `at`.
 template <class Fault>
 void counter_through_fault(etcd_server& etcd, int n, int at, Fault fault) {
+  std::mutex m;  // before the source: its watcher calls changed() until it stops
+  std::vector<std::int64_t> seen;
+  std::vector<std::uint64_t> revisions;
   etcd_source src(etcd.url("/app/"), quick_retry());
   src.load();
   const auto start = src.status().revision;
-  std::mutex m;
-  std::vector<std::int64_t> seen;
-  std::vector<std::uint64_t> revisions;
   src.watch([&] {
     auto v = int_of(src, "counter");
     const auto rev = src.status().revision;

@@ -57,6 +57,10 @@ TEST(EtcdStore, TypedSettingsFromEtcdAndTheirRevision) {
   auto c = etcd.client();
   c.put("/app/http/timeout_ms", "250");
   const auto rev = c.put("/app/log/level", "debug");  // text, parsed as the schema's string
+  // Declared before the store: its watcher thread may call the subscriber
+  // until the store is destroyed, and an ASSERT may return early.
+  std::mutex m;
+  std::vector<std::string> changed;
   etcd_source* src = nullptr;
   auto store = etcd_store(etcd, schema(timeout, level), &src);
   EXPECT_EQ(store->get(timeout), std::int64_t{250});
@@ -68,8 +72,6 @@ TEST(EtcdStore, TypedSettingsFromEtcdAndTheirRevision) {
   EXPECT_TRUE(st.sources[0].ok);
   EXPECT_TRUE(eventually([&] { return store->stats().sources[0].state == "connected"; }));
 
-  std::mutex m;
-  std::vector<std::string> changed;
   store->subscribe_all([&](const polymap::config::change& ch) {
     std::lock_guard g(m);
     changed.push_back(ch.key);
@@ -82,6 +84,14 @@ TEST(EtcdStore, TypedSettingsFromEtcdAndTheirRevision) {
   const auto last = c.erase("/app/log/level");  // back to the default
   ASSERT_TRUE(eventually([&] { return store->get(level) == std::string("info"); }));
   EXPECT_TRUE(eventually([&] { return store->stats().sources[0].revision == last; }));
+  // A reader sees the new snapshot before its subscribers run (they are
+  // told after the publish), so wait for the second change, then stop the
+  // source so that no callback runs while the list is read.
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard g(m);
+    return changed.size() >= 2;
+  }));
+  store.reset();
   std::lock_guard g(m);
   EXPECT_EQ(changed, (std::vector<std::string>{"http.timeout_ms", "log.level"}));
 }
@@ -91,9 +101,9 @@ TEST(EtcdStore, InvalidValueIsRejectedAndTheOldOneStays) {
   etcd_server etcd;
   auto c = etcd.client();
   c.put("/app/http/timeout_ms", "250");
-  auto store = etcd_store(etcd, schema(timeout, level));
-  std::mutex m;
+  std::mutex m;  // before the store: its watcher calls on_reload until it is destroyed
   std::vector<polymap::config::reload_event> events;
+  auto store = etcd_store(etcd, schema(timeout, level));
   store->on_reload([&](const polymap::config::reload_event& ev) {
     std::lock_guard g(m);
     events.push_back(ev);
@@ -167,12 +177,12 @@ void counter_through_fault(etcd_server& etcd, int n, int at, Fault fault) {
   const config_key<std::int64_t> counter{"counter", 0};
   auto c = etcd.client();
   c.put("/app/counter", "0");
+  std::mutex m;  // before the store: its watcher calls the subscriber until it is destroyed
+  std::vector<std::int64_t> seen;
+  std::vector<std::uint64_t> versions;
   etcd_source* src = nullptr;
   auto store = etcd_store(etcd, schema(counter), &src);
   const auto start = src->status().revision;
-  std::mutex m;
-  std::vector<std::int64_t> seen;
-  std::vector<std::uint64_t> versions;
   store->subscribe("counter", [&](const polymap::config::change& ch) {
     std::lock_guard g(m);
     seen.push_back(ch.new_value ? *ch.new_value->get_if<std::int64_t>() : -1);
