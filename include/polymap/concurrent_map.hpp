@@ -556,9 +556,15 @@ class concurrent_map_core {
         help_migrate(t, h);
         t = n;
       }
-    if (table* p = t->pending()) [[unlikely]]
-      p->populate_step();  // PREPARE
     return t;
+  }
+  // PREPARE: one populate step of the current table's successor, if it has
+  // one, after each insert. Once per insert, not per write_table call: a
+  // write that takes the key-lock path calls write_table two or three
+  // times, and each step is a page exit or more on these VMs.
+  POLYMAP_ALWAYS_INLINE void populate_after_insert() const {
+    if (table* p = current()->pending()) [[unlikely]]
+      p->populate_step();
   }
 
   // W1 and W2 for a write of hash h. Precondition: t->next() is set.
@@ -670,8 +676,8 @@ class concurrent_map_core {
 
   // PREPARE: a table that will grow by migration and whose successor is
   // large enough to come from mmap allocates that successor at 3/4 load,
-  // unpopulated, and every write then populates one step of it
-  // (write_table), so its pages are in place when the migration begins at
+  // unpopulated, and every insert then populates one step of it
+  // (populate_after_insert), so its pages are in place when the migration begins at
   // 7/8 and no write pays for them all at once. A failed allocation is left
   // to the growth itself (which throws it).
   void prepare(table* t) {
@@ -877,6 +883,7 @@ class inline_concurrent_map
       entry old;
       switch (write_home(h, q, &e, false, true, old)) {
         case home::inserted:
+          this->populate_after_insert();
           w.commit();
           key.commit();
           retire_or_poll(nullptr);
@@ -927,6 +934,7 @@ class inline_concurrent_map
           retire_or_poll(&old.value);
           return false;
         case home::inserted:
+          this->populate_after_insert();
           w.commit();
           key.commit();
           retire_or_poll(nullptr);
@@ -1255,6 +1263,7 @@ class inline_concurrent_map
       }
       switch (s) {
         case status::done:
+          if (!loc) this->populate_after_insert();
           retire_or_poll(loc ? &loc.e.value : nullptr);
           return {true, loc.found};
         case status::frozen:
