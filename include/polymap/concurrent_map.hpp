@@ -788,11 +788,19 @@ class inline_concurrent_map
   // Holds the key lock of a hash in the table the caller writes (J6, L1
   // inline). hold(t) moves it to table t when a growth or clear() replaced
   // the table: released in the old one, taken in t. The caller is pinned, so
-  // the old table is still allocated when its lock is released.
+  // the old table is still allocated when its lock is released. An insert
+  // under the guard asks for its PREPARE populate step (populate_later),
+  // which runs once the lock is released: a step is a page exit or more,
+  // not work to do while other writers of the key's lock wait.
   class key_guard {
    public:
     POLYMAP_ALWAYS_INLINE key_guard(inline_concurrent_map& m, std::size_t h) : m_(m), h_(h) { take(m.write_table(h)); }
-    POLYMAP_ALWAYS_INLINE ~key_guard() { lock_->unlock(); }
+    POLYMAP_ALWAYS_INLINE ~key_guard() {
+      lock_->unlock();
+      if (populate_) [[unlikely]]
+        m_.populate_after_insert();  // the caller is still pinned: its pin outlives the guard
+    }
+    POLYMAP_ALWAYS_INLINE void populate_later() noexcept { populate_ = true; }
     key_guard(const key_guard&) = delete;
     key_guard& operator=(const key_guard&) = delete;
     POLYMAP_ALWAYS_INLINE void hold(table* t) {
@@ -812,6 +820,7 @@ class inline_concurrent_map
     std::size_t h_;
     table* t_ = nullptr;
     typename Traits::stripe_lock* lock_ = nullptr;
+    bool populate_ = false;
   };
 
   // Value words the caller owns until the table takes them (commit) or the
@@ -1263,7 +1272,7 @@ class inline_concurrent_map
       }
       switch (s) {
         case status::done:
-          if (!loc) this->populate_after_insert();
+          if (!loc) kg.populate_later();  // after the key lock (key_guard)
           retire_or_poll(loc ? &loc.e.value : nullptr);
           return {true, loc.found};
         case status::frozen:
@@ -1336,6 +1345,15 @@ static_assert(default_table<word_key<std::uint64_t>, std::uint64_t>::block_bytes
 static_assert(sizeof(string_key::key_block) == 16);
 
 }  // namespace detail
+
+// Unmaps the freed table memory the process keeps for the next large
+// growth (RECYCLE in detail/inline_table.hpp: at most one freed table of
+// 8 MB or more, resident until a growth reuses it); returns its bytes.
+// For a service whose maps have stopped growing and that wants the memory
+// back now.
+inline std::size_t release_spare_table_memory() noexcept {
+  return detail::table_spare::get().release();
+}
 
 template <class K = std::string, class V = value, class Hash = polymap::hash<K>, class Eq = key_equal<K>,
           class Traits = concurrent_map_traits>

@@ -97,11 +97,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
@@ -335,6 +337,91 @@ inline bool table_huge_pages() noexcept {
 }
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20, kHugeMinBytes = std::size_t{4} << 20;
 
+// Faults in n bytes of a mapping for writing now (advice: ignored where
+// MADV_POPULATE_WRITE is missing or refused; the pages then fault on first write).
+inline void populate_pages(char* p, std::size_t n) noexcept {
+#ifdef MADV_POPULATE_WRITE
+  (void)::madvise(p, n, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+// RECYCLE: the process keeps one freed table mapping (recycle_min_bytes or
+// more, its pages still resident) for the next large table it maps: mremap
+// moves the spare's pages to the front of the new range (page-table
+// entries move; no page is freed or faulted), and the new table zeroes
+// that stale front itself (a memset of warm memory, in its populate steps
+// when it is prepared) instead of faulting fresh pages there.
+// Why: a map that grows by doubling frees the table before last while its
+// next successor is still to come. Unmapping it took a writer's core for
+// 2-6 ms on 2 vCPUs (the aside thread preempts a writer: the longest
+// insert of `bench latency`), and the successor faulted as many fresh
+// pages. The cost: until the next growth takes it (or release() is
+// called) the spare stays resident, at most one freed table per process.
+// Off with POLYMAP_HUGE_PAGES (huge-page tables keep their 2 MB alignment).
+class table_spare {
+ public:
+  // Never destroyed: tables freed by the epoch domain at exit still call keep().
+  static table_spare& get() noexcept {
+    static table_spare* const s = new table_spare;
+    return *s;
+  }
+  // A mapping of n bytes whose first `stale` bytes hold old data (the rest
+  // zero pages), or nullptr (no spare fits, or mremap refused: then the
+  // caller maps fresh pages as before).
+  void* take(std::size_t n, std::size_t& stale) noexcept {
+    std::lock_guard lock(mu_);
+    if (p_ == nullptr || bytes_ > n) return nullptr;
+    void* q = ::mremap(p_, bytes_, n, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED) return nullptr;  // the spare stays as it was
+    stale = bytes_;
+    p_ = nullptr;
+    bytes_ = 0;
+    ++reused_;
+    return q;
+  }
+  // Keeps p (n bytes) as the spare if it is at least as large as the one
+  // held; returns the mapping the caller must unmap ({p, n}, the displaced
+  // spare, or {nullptr, 0}).
+  std::pair<void*, std::size_t> keep(void* p, std::size_t n) noexcept {
+    if (n < recycle_min_bytes.load(std::memory_order_relaxed) || table_huge_pages()) return {p, n};
+    std::lock_guard lock(mu_);
+    if (bytes_ > n) return {p, n};
+    const std::pair<void*, std::size_t> out{p_, bytes_};
+    p_ = p;
+    bytes_ = n;
+    return out;
+  }
+  // Unmaps the spare; returns its bytes.
+  std::size_t release() noexcept {
+    std::lock_guard lock(mu_);
+    const std::size_t n = bytes_;
+    if (p_ != nullptr) ::munmap(p_, bytes_);
+    p_ = nullptr;
+    bytes_ = 0;
+    return n;
+  }
+  std::size_t bytes() noexcept {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
+  std::size_t reused() noexcept {
+    std::lock_guard lock(mu_);
+    return reused_;
+  }
+  // The smallest freed table kept (tests lower it to reach the path with
+  // small maps). relaxed: a setting read alone.
+  std::atomic<std::size_t> recycle_min_bytes{std::size_t{8} << 20};
+
+ private:
+  std::mutex mu_;
+  void* p_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::size_t reused_ = 0;
+};
+
 // n bytes of zero pages for a table's blocks (all-zero blocks are empty
 // groups), page-aligned, populated now if populate. Throws std::bad_alloc
 // if the kernel refuses. Unmapped with munmap(p, n).
@@ -353,9 +440,7 @@ inline void* map_table(std::size_t n, bool populate) {
 #ifdef MADV_HUGEPAGE
   (void)::madvise(a, n, MADV_HUGEPAGE);  // advice only: 4 KB pages where it is refused
 #endif
-#ifdef MADV_POPULATE_WRITE
-  if (populate) (void)::madvise(a, n, MADV_POPULATE_WRITE);  // else the pages fault in on first write
-#endif
+  if (populate) populate_pages(a, n);  // else the pages fault in on first write
   return a;
 }
 
@@ -416,7 +501,17 @@ class alignas(64) inline_table : public table_sizing {
       : groups_(groups), mask_(groups - 1), striped_(groups >= kStripedMinGroups) {
     bytes_ = groups * sizeof(block);
     if (bytes_ >= kMapBytes) {
-      blocks_ = static_cast<block*>(map_table(bytes_, populate));  // page-aligned, so 64-byte aligned
+      std::size_t stale = 0;
+      if (void* q = table_huge_pages() ? nullptr : table_spare::get().take(bytes_, stale)) {
+        blocks_ = static_cast<block*>(q);  // page-aligned (mremap), so 64-byte aligned
+        stale_ = stale;
+        if (populate) {
+          std::memset(q, 0, stale);  // RECYCLE: the old table's words
+          populate_pages(static_cast<char*>(q) + stale, bytes_ - stale);
+        }
+      } else {
+        blocks_ = static_cast<block*>(map_table(bytes_, populate));  // page-aligned, so 64-byte aligned
+      }
       if (populate) mark_populated();
       if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     } else {
@@ -432,12 +527,15 @@ class alignas(64) inline_table : public table_sizing {
     // A successor prepared but never published (the table was rebuilt at
     // once or cleared meanwhile) is this table's to free.
     if (inline_table* p = pending_.load(std::memory_order_relaxed)) delete p;  // relaxed: no other user now
-    if (bytes_ >= kUnmapAsideBytes)
-      unmap_aside(blocks_, bytes_);
-    else if (bytes_ >= kMapBytes)
-      ::munmap(blocks_, bytes_);
-    else
+    if (bytes_ >= kMapBytes) {
+      const auto [p, n] = table_spare::get().keep(blocks_, bytes_);  // RECYCLE
+      if (n >= kUnmapAsideBytes)
+        unmap_aside(p, n);
+      else if (p != nullptr)
+        ::munmap(p, n);
+    } else {
       ::operator delete (blocks_, std::align_val_t{64});
+    }
   }
 
   // The block the essay describes (static_asserts in concurrent_map.hpp).
@@ -553,9 +651,11 @@ class alignas(64) inline_table : public table_sizing {
     const std::size_t off = populate_next_.fetch_add(kPopulateStep, std::memory_order_relaxed);
     if (off >= bytes_) return;
     const std::size_t len = std::min(kPopulateStep, bytes_ - off);
-#ifdef MADV_POPULATE_WRITE
-    (void)::madvise(reinterpret_cast<char*>(blocks_) + off, len, MADV_POPULATE_WRITE);
-#endif
+    char* const at = reinterpret_cast<char*>(blocks_) + off;
+    // RECYCLE: the stale front is zeroed (its pages are resident), the rest populated.
+    const std::size_t zero = off < stale_ ? std::min(len, stale_ - off) : 0;
+    if (zero > 0) std::memset(at, 0, zero);
+    if (zero < len) populate_pages(at + zero, len - zero);
     populated_.fetch_add(len, std::memory_order_release);  // release: populate_rest's acquire
   }
   // Populates what is left and waits for the steps other threads claimed.
@@ -566,16 +666,10 @@ class alignas(64) inline_table : public table_sizing {
   }
 
   // On the successor, once every group of the previous table is moved.
-  void end_migration_of_prev() noexcept {
-    prev_.store(nullptr, std::memory_order_release);
-  }
-  bool group_moved(std::size_t g) const noexcept {
-    return blocks_[g].lock.moved();
-  }
+  void end_migration_of_prev() noexcept { prev_.store(nullptr, std::memory_order_release); }
+  bool group_moved(std::size_t g) const noexcept { return blocks_[g].lock.moved(); }
   // Freezes group g; true if this call froze it (the caller then copies it).
-  bool claim_group(std::size_t g) noexcept {
-    return blocks_[g].lock.freeze_claim();
-  }
+  bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
   // The entries of a group this thread claimed (frozen: they no longer
   // change; the claim's acquire CAS made the last writer's stores visible).
   std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
@@ -621,9 +715,7 @@ class alignas(64) inline_table : public table_sizing {
     return true;
   }
   // Counts `count` entries a migration copied in with insert_uncounted.
-  void add_copied(std::size_t count) noexcept {
-    this->count(static_cast<std::int64_t>(count));
-  }
+  void add_copied(std::size_t count) noexcept { this->count(static_cast<std::int64_t>(count)); }
   // After the claimer copied group g's `count` entries into next(): marks
   // it moved; true for the call that moved the table's last group.
   bool finish_group(std::size_t g, std::size_t count) noexcept {
@@ -651,24 +743,14 @@ class alignas(64) inline_table : public table_sizing {
       f(p.get());
     } while (blocks_[p.get()].meta.load().overflowed(hash) && p.next());
   }
-  std::size_t moved_groups() const noexcept {
-    return moved_.load(std::memory_order_acquire);
-  }
+  std::size_t moved_groups() const noexcept { return moved_.load(std::memory_order_acquire); }
 
-  GroupLock& lock_of(std::size_t g) noexcept {
-    return blocks_[g].lock;
-  }
-  const GroupLock& lock_of(std::size_t g) const noexcept {
-    return blocks_[g].lock;
-  }
+  GroupLock& lock_of(std::size_t g) noexcept { return blocks_[g].lock; }
+  const GroupLock& lock_of(std::size_t g) const noexcept { return blocks_[g].lock; }
   // The key lock of a hash: its home group's (J6).
-  POLYMAP_ALWAYS_INLINE KeyLock& key_lock_of(std::size_t hash) noexcept {
-    return blocks_[hash & mask_].key_lock;
-  }
+  POLYMAP_ALWAYS_INLINE KeyLock& key_lock_of(std::size_t hash) noexcept { return blocks_[hash & mask_].key_lock; }
 
-  void prefetch(std::size_t hash) const noexcept {
-    __builtin_prefetch(&blocks_[hash & mask_]);
-  }
+  void prefetch(std::size_t hash) const noexcept { __builtin_prefetch(&blocks_[hash & mask_]); }
   void prefetch_candidate(std::size_t hash) const noexcept {
     const block& b = blocks_[hash & mask_];
     if (const std::uint32_t m = b.meta.load().match(tag_of(hash)))
@@ -1178,6 +1260,7 @@ class alignas(64) inline_table : public table_sizing {
   alignas(64) Atomic<std::size_t> claim_{0};  // the next group to hand out (claim_range)
   Atomic<std::size_t> moved_{0};              // groups moved (finish_group)
   Atomic<std::size_t> populate_next_{0};      // the next byte to populate (populate_step)
+  std::size_t stale_ = 0;                     // RECYCLE: front bytes holding a freed table's words
   Atomic<std::size_t> populated_{0};          // bytes populated
 };
 
