@@ -684,6 +684,7 @@ TYPED_TEST(MigratingStress, PerturbedSchedule) {
 // small map crosses it several times. Stale words left in the new table
 // would show as phantom keys, lost keys or a wrong size.
 TEST(Recycle, FreedTablesServeLaterGrowths) {
+  if (polymap::detail::table_huge_pages()) GTEST_SKIP() << "huge-page tables are not recycled";
   auto& spare = polymap::detail::table_spare::get();
   struct restore {
     polymap::detail::table_spare& s;
@@ -755,6 +756,32 @@ TEST(Recycle, FreedTablesServeLaterGrowths) {
   EXPECT_FALSE(m.contains(std::uint64_t{500'001}));
   polymap::release_spare_table_memory();
   EXPECT_EQ(spare.bytes(), 0u);
+
+  // Tables freed by shrink_to_fit(), clear() and the destructor give their
+  // memory back: none becomes the spare. drain() frees what earlier
+  // growths retired (those may be kept) and empties the spare first.
+  const auto drain = [] {
+    polymap::detail::epoch_domain::global().barrier();
+    polymap::release_spare_table_memory();
+  };
+  drain();
+  m.erase_if([](std::uint64_t k, std::uint64_t) { return k >= 1'000'000; });
+  m.shrink_to_fit();
+  polymap::detail::epoch_domain::global().barrier();
+  EXPECT_EQ(spare.bytes(), 0u) << "shrink_to_fit kept its old table";
+  for (std::uint64_t i = 0; i < 100'000; ++i) m.insert(2'000'000 + i, i);
+  drain();
+  m.clear();
+  polymap::detail::epoch_domain::global().barrier();
+  EXPECT_EQ(spare.bytes(), 0u) << "clear kept its old table";
+  EXPECT_EQ(m.size(), 0u);
+  {
+    polymap::concurrent_map<std::uint64_t, std::uint64_t> big;
+    big.reserve(200'000);
+    drain();
+  }
+  polymap::detail::epoch_domain::global().barrier();
+  EXPECT_EQ(spare.bytes(), 0u) << "a destroyed map's table was kept";
 }
 
 }  // namespace

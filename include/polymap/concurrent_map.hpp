@@ -608,7 +608,8 @@ class concurrent_map_core {
       // reserve finish a migration first).
       table_.compare_exchange_strong(expected, next, std::memory_order_release, std::memory_order_relaxed);
       growths_.fetch_add(next->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
-      Traits::domain().retire(t, &free_table);  // its entries live on in next (J5)
+      if (next->groups() > t->groups()) t->recycle_on_free();  // a growth, not shrink_to_fit
+      Traits::domain().retire(t, &free_table);                 // its entries live on in next (J5)
     }
   }
   [[noreturn]] static void migration_failed() noexcept {
@@ -718,6 +719,7 @@ class concurrent_map_core {
     static_cast<Derived*>(this)->rehash_into(*t, *fresh);  // entries move: the old table frees none
     table_.store(fresh, std::memory_order_release);        // release: pairs with current()'s acquire
     growths_.fetch_add(fresh->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
+    if (fresh->groups() > t->groups()) t->recycle_on_free();
     Traits::domain().retire(t, &free_table);
   }
 
@@ -1347,8 +1349,10 @@ static_assert(sizeof(string_key::key_block) == 16);
 }  // namespace detail
 
 // Unmaps the freed table memory the process keeps for the next large
-// growth (RECYCLE in detail/inline_table.hpp: at most one freed table of
-// 8 MB or more, resident until a growth reuses it); returns its bytes.
+// growth (RECYCLE in detail/inline_table.hpp: at most one table of 8 MB
+// or more that a growth replaced, resident until a growth reuses it;
+// tables freed by clear(), shrink_to_fit() or a map's destructor are
+// unmapped, not kept); returns its bytes.
 // For a service whose maps have stopped growing and that wants the memory
 // back now.
 inline std::size_t release_spare_table_memory() noexcept {

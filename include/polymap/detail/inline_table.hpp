@@ -528,7 +528,10 @@ class alignas(64) inline_table : public table_sizing {
     // once or cleared meanwhile) is this table's to free.
     if (inline_table* p = pending_.load(std::memory_order_relaxed)) delete p;  // relaxed: no other user now
     if (bytes_ >= kMapBytes) {
-      const auto [p, n] = table_spare::get().keep(blocks_, bytes_);  // RECYCLE
+      // RECYCLE: only a table a growth replaced; one freed by clear(),
+      // shrink_to_fit() or the map's destructor gives its memory back.
+      const auto [p, n] =
+          recycle_ ? table_spare::get().keep(blocks_, bytes_) : std::pair<void*, std::size_t>{blocks_, bytes_};
       if (n >= kUnmapAsideBytes)
         unmap_aside(p, n);
       else if (p != nullptr)
@@ -621,6 +624,10 @@ class alignas(64) inline_table : public table_sizing {
   }
   // Publishes fresh as this table's successor. Precondition: the caller
   // holds the map's rebuild mutex and no migration of this table began.
+  // RECYCLE: marks this table, replaced by a larger one, as the spare's
+  // when it is freed. Called before it is retired (the epoch orders it
+  // before the destructor).
+  void recycle_on_free() noexcept { recycle_ = true; }
   void begin_migration(inline_table* fresh) noexcept {
     // fresh is the prepared successor or a table built now; either way this
     // table no longer owns it (a writer that loaded pending_ before may still
@@ -1261,6 +1268,7 @@ class alignas(64) inline_table : public table_sizing {
   Atomic<std::size_t> moved_{0};              // groups moved (finish_group)
   Atomic<std::size_t> populate_next_{0};      // the next byte to populate (populate_step)
   std::size_t stale_ = 0;                     // RECYCLE: front bytes holding a freed table's words
+  bool recycle_ = false;                      // RECYCLE: freed by a growth (recycle_on_free)
   Atomic<std::size_t> populated_{0};          // bytes populated
 };
 
