@@ -39,6 +39,38 @@ struct small_traits : polymap::concurrent_map_traits {
   static constexpr std::size_t incremental_min_groups = 2;
 };
 
+// A reader that looks up the keys 0..stable-1 (each inserted with value k +
+// 7 before it starts) until stop(), counting misses and, when phantom_base
+// is set, keys phantom_base + k found though never inserted.
+template <class Map>
+class stable_reader {
+ public:
+  stable_reader(const Map& m, std::uint64_t stable, std::optional<std::uint64_t> phantom_base = std::nullopt)
+      : t_([this, &m, stable, phantom_base] {
+          std::uint64_t i = 0;
+          while (!stop_.load(std::memory_order_relaxed)) {
+            const std::uint64_t k = i++ % stable;
+            const auto v = m.find(k);
+            if (!v || *v != k + 7) misses_.fetch_add(1, std::memory_order_relaxed);
+            if (phantom_base && m.contains(*phantom_base + k)) phantoms_.fetch_add(1, std::memory_order_relaxed);
+          }
+        }) {}
+  stable_reader(const stable_reader&) = delete;
+  stable_reader& operator=(const stable_reader&) = delete;
+  ~stable_reader() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (t_.joinable()) t_.join();
+  }
+  std::uint64_t misses() const { return misses_.load(); }
+  std::uint64_t phantoms() const { return phantoms_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> misses_{0}, phantoms_{0};
+  std::thread t_;
+};
+
 template <class K>
 K key_of(std::size_t i) {
   if constexpr (std::is_same_v<K, std::string>)
@@ -485,16 +517,8 @@ TEST(IncrementalGrowth, PreparedSuccessorsThroughLargeGrowths) {
   constexpr std::uint64_t stable = 1000;
   for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i + 7);
   const std::uint64_t per_writer = 120'000 / (scale > 1 ? 4 : 1);
-  std::atomic<bool> stop{false}, saw_prepared{false};
-  std::atomic<std::uint64_t> misses{0};
-  std::thread reader([&] {
-    std::uint64_t i = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      const std::uint64_t k = i++ % stable;
-      const auto v = m.find(k);
-      if (!v || *v != k + 7) misses.fetch_add(1, std::memory_order_relaxed);
-    }
-  });
+  std::atomic<bool> saw_prepared{false};
+  stable_reader reader(m, stable);
   std::vector<std::thread> writers;
   for (std::uint64_t w = 0; w < 2; ++w)
     writers.emplace_back([&, w] {
@@ -507,9 +531,8 @@ TEST(IncrementalGrowth, PreparedSuccessorsThroughLargeGrowths) {
       }
     });
   for (auto& t : writers) t.join();
-  stop = true;
-  reader.join();
-  EXPECT_EQ(misses.load(), 0u);
+  reader.stop();
+  EXPECT_EQ(reader.misses(), 0u);
   EXPECT_TRUE(saw_prepared.load()) << "no successor was ever prepared: the test no longer covers PREPARE";
   EXPECT_EQ(m.size(), stable + 2 * per_writer);
   for (std::uint64_t w = 0; w < 2; ++w)
@@ -699,17 +722,7 @@ TEST(Recycle, FreedTablesServeLaterGrowths) {
   constexpr std::uint64_t stable = 1000;
   for (std::uint64_t i = 0; i < stable; ++i) m.insert(i, i + 7);
   const std::uint64_t per_writer = 200'000;
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> misses{0}, phantoms{0};
-  std::thread reader([&] {
-    std::uint64_t i = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      const std::uint64_t k = i++ % stable;
-      const auto v = m.find(k);
-      if (!v || *v != k + 7) misses.fetch_add(1, std::memory_order_relaxed);
-      if (m.contains(500'000 + k)) phantoms.fetch_add(1, std::memory_order_relaxed);  // never inserted
-    }
-  });
+  stable_reader reader(m, stable, std::uint64_t{500'000});  // keys 500'000 + k are never inserted
   std::vector<std::thread> writers;
   for (std::uint64_t w = 0; w < 2; ++w)
     writers.emplace_back([&, w] {
@@ -719,10 +732,9 @@ TEST(Recycle, FreedTablesServeLaterGrowths) {
       }
     });
   for (auto& t : writers) t.join();
-  stop = true;
-  reader.join();
-  EXPECT_EQ(misses.load(), 0u);
-  EXPECT_EQ(phantoms.load(), 0u);
+  reader.stop();
+  EXPECT_EQ(reader.misses(), 0u);
+  EXPECT_EQ(reader.phantoms(), 0u);
   EXPECT_GT(spare.reused(), reused_before) << "no growth reused a freed table: the test no longer covers RECYCLE";
   EXPECT_EQ(m.size(), stable + 2 * (per_writer - per_writer / 4));
   std::size_t seen = 0;

@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -1311,4 +1312,43 @@ TEST(ConcurrentMapBoxed, BoxesFreedAfterConcurrentOverwrites) {
   }
   domain.barrier();
   EXPECT_EQ(tracked::live.load(), before);
+}
+
+// The string key test: with a hasher that gives every key of a length the
+// same hash (and so the same stored hash in its key block), only the byte
+// compare tells keys apart. Keys of lengths 0-40 that differ from a base key
+// in exactly one byte, at every position.
+namespace {
+struct length_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return polymap::detail::mix64(s.size() % 3); }
+};
+}  // namespace
+
+TEST(StringKeys, ByteCompareSeesEveryPosition) {
+  polymap::concurrent_map<std::string, polymap::value, length_hash> m;
+  std::vector<std::string> keys;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    const std::string base(n, 'q');
+    keys.push_back(base);
+    for (std::size_t p = 0; p < n; ++p) {
+      std::string k = base;
+      k[p] = 'r';
+      keys.push_back(k);
+    }
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    ASSERT_TRUE(m.insert(keys[i], polymap::value(static_cast<std::int64_t>(i)))) << "'" << keys[i] << "'";
+  ASSERT_EQ(m.size(), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto v = m.find(keys[i]);
+    ASSERT_TRUE(v.has_value()) << "'" << keys[i] << "'";
+    EXPECT_EQ(v->get<std::int64_t>(), static_cast<std::int64_t>(i)) << "'" << keys[i] << "'";
+  }
+  // A key that differs from every stored one (an 's' where they hold 'q' or 'r').
+  for (std::size_t n = 1; n <= 40; ++n) {
+    std::string k(n, 'q');
+    k[n / 2] = 's';
+    EXPECT_FALSE(m.contains(k)) << "'" << k << "'";
+  }
 }

@@ -337,16 +337,24 @@ inline bool table_huge_pages() noexcept {
 }
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20, kHugeMinBytes = std::size_t{4} << 20;
 
-// Faults in n bytes of a mapping for writing now (advice: ignored where
-// MADV_POPULATE_WRITE is missing or refused; the pages then fault on first write).
-inline void populate_pages(char* p, std::size_t n) noexcept {
+// Faults in n bytes of a mapping for writing now; false where the kernel
+// has no MADV_POPULATE_WRITE (older than 5.14) or refuses it: the pages
+// then fault on first write.
+inline bool populate_pages(char* p, std::size_t n) noexcept {
 #ifdef MADV_POPULATE_WRITE
-  (void)::madvise(p, n, MADV_POPULATE_WRITE);
+  return ::madvise(p, n, MADV_POPULATE_WRITE) == 0;
 #else
   (void)p;
   (void)n;
+  return false;
 #endif
 }
+
+// A table of this many bytes or more is "large": its freed mapping is kept
+// for the next growth (RECYCLE, below) or, if not, unmapped by a short-lived
+// thread (inline_table::unmap_aside). Both because unmapping it costs a
+// writer milliseconds (about 60 us per MB on these VMs).
+inline constexpr std::size_t kLargeTableBytes = std::size_t{8} << 20;
 
 // RECYCLE: the process keeps one freed table mapping (recycle_min_bytes or
 // more, its pages still resident) for the next large table it maps: mremap
@@ -371,14 +379,25 @@ class table_spare {
   // A mapping of n bytes whose first `stale` bytes hold old data (the rest
   // zero pages), or nullptr (no spare fits, or mremap refused: then the
   // caller maps fresh pages as before).
+  // The mremap runs outside the lock, so another map's keep() never waits
+  // behind it.
   void* take(std::size_t n, std::size_t& stale) noexcept {
+    void* p = nullptr;
+    std::size_t m = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (p_ == nullptr || bytes_ > n) return nullptr;
+      p = std::exchange(p_, nullptr);
+      m = std::exchange(bytes_, 0);
+    }
+    void* q = ::mremap(p, m, n, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED) {  // the spare goes back (or is unmapped if another took its place)
+      const auto [u, un] = keep_any(p, m);
+      if (u != nullptr) ::munmap(u, un);
+      return nullptr;
+    }
+    stale = m;
     std::lock_guard lock(mu_);
-    if (p_ == nullptr || bytes_ > n) return nullptr;
-    void* q = ::mremap(p_, bytes_, n, MREMAP_MAYMOVE);
-    if (q == MAP_FAILED) return nullptr;  // the spare stays as it was
-    stale = bytes_;
-    p_ = nullptr;
-    bytes_ = 0;
     ++reused_;
     return q;
   }
@@ -387,12 +406,7 @@ class table_spare {
   // spare, or {nullptr, 0}).
   std::pair<void*, std::size_t> keep(void* p, std::size_t n) noexcept {
     if (n < recycle_min_bytes.load(std::memory_order_relaxed) || table_huge_pages()) return {p, n};
-    std::lock_guard lock(mu_);
-    if (bytes_ > n) return {p, n};
-    const std::pair<void*, std::size_t> out{p_, bytes_};
-    p_ = p;
-    bytes_ = n;
-    return out;
+    return keep_any(p, n);
   }
   // Unmaps the spare; returns its bytes.
   std::size_t release() noexcept {
@@ -413,9 +427,17 @@ class table_spare {
   }
   // The smallest freed table kept (tests lower it to reach the path with
   // small maps). relaxed: a setting read alone.
-  std::atomic<std::size_t> recycle_min_bytes{std::size_t{8} << 20};
+  std::atomic<std::size_t> recycle_min_bytes{kLargeTableBytes};
 
  private:
+  std::pair<void*, std::size_t> keep_any(void* p, std::size_t n) noexcept {
+    std::lock_guard lock(mu_);
+    if (bytes_ > n) return {p, n};
+    const std::pair<void*, std::size_t> out{p_, bytes_};
+    p_ = p;
+    bytes_ = n;
+    return out;
+  }
   std::mutex mu_;
   void* p_ = nullptr;
   std::size_t bytes_ = 0;
@@ -484,7 +506,7 @@ class alignas(64) inline_table : public table_sizing {
   // Unmapping a large populated table takes milliseconds (about 60 us per
   // MB here), paid by the write whose epoch poll frees it: one of
   // kUnmapAsideBytes or more is unmapped by a short-lived detached thread.
-  static constexpr std::size_t kUnmapAsideBytes = std::size_t{8} << 20;
+  static constexpr std::size_t kUnmapAsideBytes = kLargeTableBytes;
   static void unmap_aside(void* p, std::size_t n) noexcept {
     try {
       std::thread([p, n] { ::munmap(p, n); }).detach();
@@ -507,7 +529,11 @@ class alignas(64) inline_table : public table_sizing {
         stale_ = stale;
         if (populate) {
           std::memset(q, 0, stale);  // RECYCLE: the old table's words
-          populate_pages(static_cast<char*>(q) + stale, bytes_ - stale);
+          // The fresh tail faults in now, as map_table's MAP_POPULATE would:
+          // by writing its zero pages where the kernel has no
+          // MADV_POPULATE_WRITE (the table is not shared yet).
+          char* tail = static_cast<char*>(q) + stale;
+          if (!populate_pages(tail, bytes_ - stale)) std::memset(tail, 0, bytes_ - stale);
         }
       } else {
         blocks_ = static_cast<block*>(map_table(bytes_, populate));  // page-aligned, so 64-byte aligned
