@@ -18,6 +18,7 @@
 #include "bench/adapters.hpp"
 #include "bench/driver.hpp"
 #include "bench/workload.hpp"
+#include "polymap/concurrent_map.hpp"
 #include "polymap/detail/epoch.hpp"
 
 namespace polymap::bench::latency {
@@ -149,7 +150,7 @@ class subject_impl final : public subject {
       out.ops[0] = n;
       check(out, "insert", failed, map->size(), n);
       map.reset();
-      polymap::detail::epoch_domain::global().barrier();  // free retired tables before the next map
+      settle();
     }
     if (!s.mixed) return;
     auto map = std::make_unique<A>(n);
@@ -213,10 +214,22 @@ class subject_impl final : public subject {
       check_misses(out, "find", missed);
     }
     map.reset();
-    polymap::detail::epoch_domain::global().barrier();
+    settle();
   }
 
  private:
+  // Every run starts as in a fresh process: the destroyed map's memory is
+  // returned before the next map starts. A peer's destructor frees its
+  // array there and then; polymap's retired tables are freed by the
+  // barrier, the spare kept for later growths is unmapped, and the threads
+  // unmapping large tables are waited for. Without this they ran into the
+  // next run: its longest insert was 5-13 ms, a writer preempted by the
+  // last map's unmap (docs/concurrent_map.md, session 19).
+  static void settle() {
+    polymap::detail::epoch_domain::global().barrier();
+    polymap::release_spare_table_memory();
+    polymap::detail::wait_for_aside_unmaps();
+  }
   // Runs body(t, first, second) on `threads` threads released together from a
   // latch, each with histograms of its own, merged into first and second
   // after the join (the same histogram may be passed twice). Returns the

@@ -675,12 +675,12 @@ class concurrent_map_core {
     t->begin_migration(make_table(table::groups_for(live + live / 4 + 1)));
   }
 
-  // PREPARE: a table that will grow by migration and whose successor is
-  // large enough to come from mmap allocates that successor at 3/4 load,
-  // unpopulated, and every insert then populates one step of it
-  // (populate_after_insert), so its pages are in place when the migration begins at
-  // 7/8 and no write pays for them all at once. A failed allocation is left
-  // to the growth itself (which throws it).
+  // PREPARE: a table that will grow by migration allocates its successor
+  // at 3/4 load, unpopulated (mmap'd) or unzeroed (heap), and every insert
+  // then populates or zeroes one step of it (populate_after_insert), so it
+  // is in place when the migration begins at 7/8 and no write pays for it
+  // all at once. A failed allocation is left to the growth itself (which
+  // throws it).
   void prepare(table* t) {
     std::lock_guard lock(rebuild_mutex_);
     if (table_.load(std::memory_order_relaxed) != t || t->next() || t->pending()) return;  // relaxed: the mutex

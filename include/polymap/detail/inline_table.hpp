@@ -99,6 +99,7 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -337,15 +338,41 @@ inline bool table_huge_pages() noexcept {
 }
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20, kHugeMinBytes = std::size_t{4} << 20;
 
-// Faults in n bytes of a mapping for writing now; false where the kernel
-// has no MADV_POPULATE_WRITE (older than 5.14) or refuses it: the pages
-// then fault on first write.
-inline bool populate_pages(char* p, std::size_t n) noexcept {
+// TOUCH: on this project's VMs the first user-mode write into each 2 MB
+// region of a mapping costs about 150 us, even after MADV_POPULATE_WRITE
+// faulted its pages in (the hypervisor builds its view of that region's
+// page table then); later first writes to its pages cost about 5 us. A
+// migration's first moves write groups all over the next table, so they
+// paid it for region after region: the 0.5-2 ms inserts at each growth's
+// start (docs/concurrent_map.md, session 19). Writing one byte per region
+// right after populating it pays it once, in the populate step.
+inline constexpr std::size_t kTouchRegion = std::size_t{2} << 20;
+
+// Writes a zero byte at each kTouchRegion-aligned address in [p, p + n)
+// and, if start, at p. Precondition: those bytes are zero and no other
+// thread uses them (a table not yet shared). volatile: the store must
+// happen though it writes the value already there.
+inline void touch_regions(char* p, std::size_t n, bool start) noexcept {
+  if (n == 0) return;
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  std::size_t off = (kTouchRegion - addr % kTouchRegion) % kTouchRegion;
+  if (start && off != 0) *static_cast<volatile char*>(p) = 0;
+  for (; off < n; off += kTouchRegion) *static_cast<volatile char*>(p + off) = 0;
+}
+
+// Faults in n bytes of a mapping for writing now (and TOUCH: pays each 2 MB
+// region's first write; start: also the region p lies in). False where the
+// kernel has no MADV_POPULATE_WRITE (older than 5.14) or refuses it: the
+// pages then fault on first write. Precondition: as touch_regions.
+inline bool populate_pages(char* p, std::size_t n, bool start) noexcept {
 #ifdef MADV_POPULATE_WRITE
-  return ::madvise(p, n, MADV_POPULATE_WRITE) == 0;
+  if (::madvise(p, n, MADV_POPULATE_WRITE) != 0) return false;
+  touch_regions(p, n, start);
+  return true;
 #else
   (void)p;
   (void)n;
+  (void)start;
   return false;
 #endif
 }
@@ -444,6 +471,18 @@ class table_spare {
   std::size_t reused_ = 0;
 };
 
+// Tables being unmapped by unmap_aside's threads now. relaxed: a count that
+// wait_for_aside_unmaps polls; nothing is published through it.
+inline std::atomic<int> aside_unmaps{0};
+
+// Returns once no aside unmap is in flight (or after `limit`): for a
+// benchmark that must not time one map's teardown in the next map's run.
+inline void wait_for_aside_unmaps(std::chrono::milliseconds limit = std::chrono::milliseconds(2000)) noexcept {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (aside_unmaps.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 // n bytes of zero pages for a table's blocks (all-zero blocks are empty
 // groups), page-aligned, populated now if populate. Throws std::bad_alloc
 // if the kernel refuses. Unmapped with munmap(p, n).
@@ -454,7 +493,10 @@ inline void* map_table(std::size_t n, bool populate) {
   void* p = ::mmap(nullptr, n + extra, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   char* b = static_cast<char*>(p);
-  if (!huge) return b;
+  if (!huge) {
+    if (populate) touch_regions(b, n, true);
+    return b;
+  }
   const auto addr = reinterpret_cast<std::uintptr_t>(b);
   char* a = b + ((kHugePage - addr % kHugePage) % kHugePage);
   if (a > b) ::munmap(b, static_cast<std::size_t>(a - b));  // the head and tail outside [a, a + n)
@@ -462,7 +504,7 @@ inline void* map_table(std::size_t n, bool populate) {
 #ifdef MADV_HUGEPAGE
   (void)::madvise(a, n, MADV_HUGEPAGE);  // advice only: 4 KB pages where it is refused
 #endif
-  if (populate) populate_pages(a, n);  // else the pages fault in on first write
+  if (populate) populate_pages(a, n, true);  // else the pages fault in on first write
   return a;
 }
 
@@ -508,17 +550,22 @@ class alignas(64) inline_table : public table_sizing {
   // kUnmapAsideBytes or more is unmapped by a short-lived detached thread.
   static constexpr std::size_t kUnmapAsideBytes = kLargeTableBytes;
   static void unmap_aside(void* p, std::size_t n) noexcept {
+    aside_unmaps.fetch_add(1, std::memory_order_relaxed);  // relaxed: see aside_unmaps
     try {
-      std::thread([p, n] { ::munmap(p, n); }).detach();
+      std::thread([p, n] {
+        ::munmap(p, n);
+        aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
+      }).detach();
     } catch (...) {
       ::munmap(p, n);
+      aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
     }
   }
   static constexpr std::size_t kPopulateStep = std::size_t{16} << 10;
 
-  // prepare_min_groups: a table of at least that many groups (and
-  // kMapBytes) asks for its successor at 3/4 load (prepare_due). populate:
-  // populate an mmap'd table now (false: populate_step does it).
+  // prepare_min_groups: a table of at least that many groups asks for its
+  // successor at 3/4 load (prepare_due). populate: populate (or, on the
+  // heap, construct) the blocks now (false: populate_step does it).
   explicit inline_table(std::size_t groups, std::size_t prepare_min_groups = SIZE_MAX, bool populate = true)
       : groups_(groups), mask_(groups - 1), striped_(groups >= kStripedMinGroups) {
     bytes_ = groups * sizeof(block);
@@ -533,7 +580,7 @@ class alignas(64) inline_table : public table_sizing {
           // by writing its zero pages where the kernel has no
           // MADV_POPULATE_WRITE (the table is not shared yet).
           char* tail = static_cast<char*>(q) + stale;
-          if (!populate_pages(tail, bytes_ - stale)) std::memset(tail, 0, bytes_ - stale);
+          if (!populate_pages(tail, bytes_ - stale, false)) std::memset(tail, 0, bytes_ - stale);
         }
       } else {
         blocks_ = static_cast<block*>(map_table(bytes_, populate));  // page-aligned, so 64-byte aligned
@@ -541,9 +588,19 @@ class alignas(64) inline_table : public table_sizing {
       if (populate) mark_populated();
       if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     } else {
-      mark_populated();
       blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
-      for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
+      if (populate) {
+        mark_populated();
+        for (std::size_t g = 0; g < groups; ++g) new (&blocks_[g]) block();
+      } else {
+        // PREPARE on the heap: all of it is zeroed in the populate steps, as
+        // a recycled mapping's stale front is (all-zero bytes are empty
+        // groups). Building it at once (768 KB of fresh heap for the growth
+        // from 1,024 to 2,048 groups) was a 2 ms insert that the other
+        // writers waited for on the rebuild mutex (session 19).
+        stale_ = bytes_;
+      }
+      if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     }
   }
   inline_table(const inline_table&) = delete;
@@ -674,7 +731,8 @@ class alignas(64) inline_table : public table_sizing {
   }
   // Precondition: the map's rebuild mutex is held, no successor pending.
   void set_pending(inline_table* fresh) noexcept { pending_.store(fresh, std::memory_order_release); }
-  // Populates the next kPopulateStep bytes of this (unpublished) table.
+  // Populates the next kPopulateStep bytes of this (unpublished) table
+  // (zeroes them: a heap table's, and a recycled mapping's stale front).
   // Threads claim disjoint ranges; MADV_POPULATE_WRITE faults pages in
   // without writing them (where the kernel lacks it, the pages fault in on
   // first write instead).
@@ -688,7 +746,7 @@ class alignas(64) inline_table : public table_sizing {
     // RECYCLE: the stale front is zeroed (its pages are resident), the rest populated.
     const std::size_t zero = off < stale_ ? std::min(len, stale_ - off) : 0;
     if (zero > 0) std::memset(at, 0, zero);
-    if (zero < len) populate_pages(at + zero, len - zero);
+    if (zero < len) populate_pages(at + zero, len - zero, off + zero == 0);
     populated_.fetch_add(len, std::memory_order_release);  // release: populate_rest's acquire
   }
   // Populates what is left and waits for the steps other threads claimed.
