@@ -542,8 +542,9 @@ class alignas(64) inline_table : public table_sizing {
   // free), so no constructor writes them. A table that will migrate into
   // is prepared early (PREPARE in concurrent_map.hpp): allocated
   // unpopulated at 3/4 load, populated kPopulateStep bytes per write
-  // (MADV_POPULATE_WRITE) until 7/8, so no write pays for its page faults
-  // at once (measurements: docs/concurrent_map.md, session 8).
+  // (MADV_POPULATE_WRITE; zeroed, on the heap) until 7/8, so no write pays
+  // for its page faults at once (measurements: docs/concurrent_map.md,
+  // sessions 8 and 19).
   static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
   // Unmapping a large populated table takes milliseconds (about 60 us per
   // MB here), paid by the write whose epoch poll frees it: one of
