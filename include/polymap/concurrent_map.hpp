@@ -665,14 +665,19 @@ class concurrent_map_core {
       rebuild_at_once(t, 0);
       return;
     }
-    if (table* prepared = t->pending()) {
+    const std::size_t live = t->size();  // writers go on: an estimate, as the sizing rule needs
+    const std::size_t groups = table::groups_for(live + live / 4 + 1);
+    // The prepared successor (twice the groups) only where the live entries
+    // need it: a table that reached 7/8 with erased slots counted (dirty)
+    // migrates into one of its own size, and the prepared one is freed with
+    // it. (Taking it anyway doubled a churned table with a steady count.)
+    if (table* prepared = t->pending(); prepared != nullptr && prepared->groups() <= groups) {
       prepared->populate_rest();  // usually done already (PREPARE)
       t->begin_migration(prepared);
       return;
     }
-    const std::size_t live = t->size();  // writers go on: an estimate, as the sizing rule needs
     // As rebuild_at_once's rule; may throw bad_alloc with nothing changed.
-    t->begin_migration(make_table(table::groups_for(live + live / 4 + 1)));
+    t->begin_migration(make_table(groups));
   }
 
   // PREPARE: a table that will grow by migration allocates its successor
