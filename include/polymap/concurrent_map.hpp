@@ -426,7 +426,8 @@ class concurrent_map_core {
 
   // Gives back the memory of a table that erases left sparse: moves the
   // entries into the table a growth would size for size() (room for a
-  // quarter more) if that one has fewer groups; otherwise does nothing.
+  // quarter more) if that one has fewer groups; otherwise frees only a
+  // successor allocated ahead (PREPARE) that the load does not need yet.
   // Like reserve, the caller does O(capacity) work. Unlike reserve, a large
   // table shrinks by migration (GROWTH): readers and writers go on, writers
   // help move groups, and none waits for a whole-table rehash. Why not on
@@ -453,7 +454,7 @@ class concurrent_map_core {
       table* t = table_.load(std::memory_order_relaxed);  // relaxed: rebuild_mutex_ orders table_ writes
       const std::size_t live = t->size();                 // writers may go on: an estimate, as in grow()
       const std::size_t groups = table::groups_for(live + live / 4 + 1);
-      if (groups >= t->groups()) return false;
+      if (groups >= t->groups()) return drop_early_successor(t);
       if (t->groups() < incremental_min_groups_of<Traits>()) {
         rebuild_at_once(t, 0);  // sized by the exact count, under the freeze
         return true;
@@ -641,6 +642,7 @@ class concurrent_map_core {
     s.growths = growths_.load(std::memory_order_relaxed);        // relaxed: a statistic
     s.lock_waits = lock_waits_.load(std::memory_order_relaxed);  // relaxed: a statistic
     s.bytes = sizeof(Derived) + t->bytes();
+    if (const table* p = t->pending()) s.bytes += p->bytes();  // a successor allocated ahead (PREPARE)
     s.retired_pending = Traits::domain().pending();
     s.retired_pending_bytes = Traits::domain().pending_bytes();
     return s;
@@ -669,15 +671,38 @@ class concurrent_map_core {
     const std::size_t groups = table::groups_for(live + live / 4 + 1);
     // The prepared successor (twice the groups) only where the live entries
     // need it: a table that reached 7/8 with erased slots counted (dirty)
-    // migrates into one of its own size, and the prepared one is freed with
-    // it. (Taking it anyway doubled a churned table with a steady count.)
-    if (table* prepared = t->pending(); prepared != nullptr && prepared->groups() <= groups) {
+    // migrates into one of its own size. (Taking it anyway doubled a
+    // churned table with a steady count.)
+    table* prepared = t->pending();
+    if (prepared != nullptr && prepared->groups() <= groups) {
       prepared->populate_rest();  // usually done already (PREPARE)
       t->begin_migration(prepared);
       return;
     }
     // As rebuild_at_once's rule; may throw bad_alloc with nothing changed.
-    t->begin_migration(make_table(groups));
+    table* fresh = make_table(groups);
+    if (prepared != nullptr && prepared->groups() == successor_groups(fresh)) {
+      // The skipped successor is the next growth's (it is sized for this
+      // group count at 7/8), so its populate steps go on once fresh is
+      // current instead of being thrown away with t. A writer that loaded
+      // it from t may still run a step on it: fresh outlives that writer's
+      // pin (J5).
+      t->set_pending(nullptr);
+      fresh->set_pending(prepared);
+    }
+    t->begin_migration(fresh);
+  }
+
+  // Retires t's prepared successor if t is below the load that prepares
+  // one: a successor handed on by grow() to a churned table (a steady count
+  // that keeps reaching 7/8 with erased slots) stays until a growth takes
+  // it. Returns whether it retired one. Precondition: rebuild_mutex_ held.
+  bool drop_early_successor(table* t) {
+    table* p = t->pending();
+    if (p == nullptr || t->prepare_due()) return false;
+    t->set_pending(nullptr);
+    Traits::domain().retire(p, &free_table, p->bytes());  // a writer may still run a populate step on it
+    return true;
   }
 
   // PREPARE: a table that will grow by migration allocates its successor
@@ -690,12 +715,15 @@ class concurrent_map_core {
     std::lock_guard lock(rebuild_mutex_);
     if (table_.load(std::memory_order_relaxed) != t || t->next() || t->pending()) return;  // relaxed: the mutex
     try {
-      // Sized as grow() would size it at 7/8 load: twice the groups.
-      t->set_pending(make_table(table::groups_for(t->max_load() + t->max_load() / 4 + 1), false));
+      t->set_pending(make_table(successor_groups(t), false));
     } catch (const std::bad_alloc&) {
     }
   }
 
+  // The groups grow() gives t's successor at 7/8 load: twice t's.
+  static std::size_t successor_groups(const table* t) noexcept {
+    return table::groups_for(t->max_load() + t->max_load() / 4 + 1);
+  }
   table* make_table(std::size_t groups, bool populate = true) const {
     return new table(groups, incremental_min_groups_of<Traits>(), populate);
   }

@@ -379,9 +379,44 @@ inline bool populate_pages(char* p, std::size_t n, bool start) noexcept {
 
 // A table of this many bytes or more is "large": its freed mapping is kept
 // for the next growth (RECYCLE, below) or, if not, unmapped by a short-lived
-// thread (inline_table::unmap_aside). Both because unmapping it costs a
+// thread (unmap_aside, below). Both because unmapping it costs a
 // writer milliseconds (about 60 us per MB on these VMs).
 inline constexpr std::size_t kLargeTableBytes = std::size_t{8} << 20;
+
+// Tables being unmapped by unmap_aside's threads now. relaxed: a count that
+// wait_for_aside_unmaps polls; nothing is published through it.
+inline std::atomic<int> aside_unmaps{0};
+
+// Unmaps [p, p + n) on a short-lived detached thread (inline on the caller
+// if no thread can be started): unmapping a large populated table takes
+// milliseconds (about 60 us per MB here), which the writer whose epoch poll
+// freed it would otherwise pay.
+inline void unmap_aside(void* p, std::size_t n) noexcept {
+  aside_unmaps.fetch_add(1, std::memory_order_relaxed);  // relaxed: see aside_unmaps
+  try {
+    std::thread([p, n] {
+      ::munmap(p, n);
+      aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
+    }).detach();
+  } catch (...) {
+    ::munmap(p, n);
+    aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+// Unmaps a table's mapping (nothing for p == nullptr): aside if it is large.
+inline void unmap_table(void* p, std::size_t n) noexcept {
+  if (p == nullptr) return;
+  if (n >= kLargeTableBytes)
+    unmap_aside(p, n);
+  else
+    ::munmap(p, n);
+}
+
+// Test hook: fill the heap tables that are allocated unzeroed (PREPARE)
+// with 0xA5 bytes, so a populate step left out shows as garbage groups
+// whatever the allocator handed back (asan and tsan hand out fresh zero
+// pages). relaxed: a setting read alone.
+inline std::atomic<bool> debug_dirty_unzeroed_tables{false};
 
 // RECYCLE: the process keeps one freed table mapping (recycle_min_bytes or
 // more, its pages still resident) for the next large table it maps: mremap
@@ -418,9 +453,9 @@ class table_spare {
       m = std::exchange(bytes_, 0);
     }
     void* q = ::mremap(p, m, n, MREMAP_MAYMOVE);
-    if (q == MAP_FAILED) {  // the spare goes back (or is unmapped if another took its place)
+    if (q == MAP_FAILED) {  // the spare goes back (or is unmapped, aside, if another took its place)
       const auto [u, un] = keep_any(p, m);
-      if (u != nullptr) ::munmap(u, un);
+      unmap_table(u, un);
       return nullptr;
     }
     stale = m;
@@ -470,10 +505,6 @@ class table_spare {
   std::size_t bytes_ = 0;
   std::size_t reused_ = 0;
 };
-
-// Tables being unmapped by unmap_aside's threads now. relaxed: a count that
-// wait_for_aside_unmaps polls; nothing is published through it.
-inline std::atomic<int> aside_unmaps{0};
 
 // Returns once no aside unmap is in flight (or after `limit`): for a
 // benchmark that must not time one map's teardown in the next map's run.
@@ -546,22 +577,7 @@ class alignas(64) inline_table : public table_sizing {
   // for its page faults at once (measurements: docs/concurrent_map.md,
   // sessions 8 and 19).
   static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
-  // Unmapping a large populated table takes milliseconds (about 60 us per
-  // MB here), paid by the write whose epoch poll frees it: one of
-  // kUnmapAsideBytes or more is unmapped by a short-lived detached thread.
-  static constexpr std::size_t kUnmapAsideBytes = kLargeTableBytes;
-  static void unmap_aside(void* p, std::size_t n) noexcept {
-    aside_unmaps.fetch_add(1, std::memory_order_relaxed);  // relaxed: see aside_unmaps
-    try {
-      std::thread([p, n] {
-        ::munmap(p, n);
-        aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
-      }).detach();
-    } catch (...) {
-      ::munmap(p, n);
-      aside_unmaps.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
+  // A freed table of kLargeTableBytes or more is unmapped aside (unmap_table).
   static constexpr std::size_t kPopulateStep = std::size_t{16} << 10;
 
   // prepare_min_groups: a table of at least that many groups asks for its
@@ -587,7 +603,6 @@ class alignas(64) inline_table : public table_sizing {
         blocks_ = static_cast<block*>(map_table(bytes_, populate));  // page-aligned, so 64-byte aligned
       }
       if (populate) mark_populated();
-      if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     } else {
       blocks_ = static_cast<block*>(::operator new (bytes_, std::align_val_t{64}));
       if (populate) {
@@ -600,26 +615,26 @@ class alignas(64) inline_table : public table_sizing {
         // from 1,024 to 2,048 groups) was a 2 ms insert that the other
         // writers waited for on the rebuild mutex (session 19).
         stale_ = bytes_;
+        if (debug_dirty_unzeroed_tables.load(std::memory_order_relaxed))
+          std::memset(static_cast<void*>(blocks_), 0xA5, bytes_);
       }
-      if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
     }
+    if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
   }
   inline_table(const inline_table&) = delete;
   inline_table& operator=(const inline_table&) = delete;
   // Frees the array only: the words' values belong to the front end (J5).
   ~inline_table() {
-    // A successor prepared but never published (the table was rebuilt at
-    // once or cleared meanwhile) is this table's to free.
+    // A successor prepared (or handed on by grow()) but never published
+    // (the table was rebuilt at once or cleared meanwhile) is this table's
+    // to free.
     if (inline_table* p = pending_.load(std::memory_order_relaxed)) delete p;  // relaxed: no other user now
     if (bytes_ >= kMapBytes) {
       // RECYCLE: only a table a growth replaced; one freed by clear(),
       // shrink_to_fit() or the map's destructor gives its memory back.
       const auto [p, n] =
           recycle_ ? table_spare::get().keep(blocks_, bytes_) : std::pair<void*, std::size_t>{blocks_, bytes_};
-      if (n >= kUnmapAsideBytes)
-        unmap_aside(p, n);
-      else if (p != nullptr)
-        ::munmap(p, n);
+      unmap_table(p, n);
     } else {
       ::operator delete (blocks_, std::align_val_t{64});
     }
@@ -730,7 +745,8 @@ class alignas(64) inline_table : public table_sizing {
   POLYMAP_ALWAYS_INLINE inline_table* pending() const noexcept {
     return pending_.load(std::memory_order_acquire);  // acquire: pairs with set_pending's release
   }
-  // Precondition: the map's rebuild mutex is held, no successor pending.
+  // Precondition: the map's rebuild mutex is held; a successor already
+  // pending is the caller's to free or hand on (grow()).
   void set_pending(inline_table* fresh) noexcept { pending_.store(fresh, std::memory_order_release); }
   // Populates the next kPopulateStep bytes of this (unpublished) table
   // (zeroes them: a heap table's, and a recycled mapping's stale front).
