@@ -831,19 +831,25 @@ TEST(IncrementalGrowth, ASkippedPreparedSuccessorIsHandedOn) {
     keys.push_back(rng());
     m.insert(keys.back(), i);
   }
-  std::size_t migrations = 0, handed = 0;
+  // One churn operation (erase a live key, insert a new one in its place);
+  // returns the migration state after it and whether a same-size
+  // migration just ended.
   auto last = m.debug_migration();
-  for (std::size_t i = 0; i < 100'000; ++i) {
+  const auto churn_one = [&] {
     const std::size_t j = rng() % live;
-    ASSERT_TRUE(m.erase(keys[j]));
+    EXPECT_TRUE(m.erase(keys[j]));
     keys[j] = rng();
-    ASSERT_TRUE(m.insert(keys[j], j));
+    EXPECT_TRUE(m.insert(keys[j], j));
     const auto s = m.debug_migration();
-    if (last.running && !s.running && s.groups == last.groups) {  // a same-size migration ended
-      ++migrations;
-      handed += s.prepared ? 1 : 0;
-    }
+    const bool ended = last.running && !s.running && s.groups == last.groups;
     last = s;
+    return std::pair{s, ended};
+  };
+  std::size_t migrations = 0, handed = 0;
+  for (std::size_t i = 0; i < 100'000; ++i) {
+    const auto [s, ended] = churn_one();
+    migrations += ended ? 1 : 0;
+    handed += ended && s.prepared ? 1 : 0;
   }
   std::printf("same-size migrations: %zu, successor handed on: %zu\n", migrations, handed);
   EXPECT_EQ(m.debug_migration().groups, 128u);
@@ -856,15 +862,9 @@ TEST(IncrementalGrowth, ASkippedPreparedSuccessorIsHandedOn) {
   // shrink_to_fit() frees it when the load is below 3/4 (the table itself
   // keeps its size: the live keys need it).
   const auto churn_until_handed_on = [&] {
-    auto last = m.debug_migration();
     for (std::size_t i = 0; i < 1'000'000; ++i) {
-      const std::size_t j = rng() % live;
-      ASSERT_TRUE(m.erase(keys[j]));
-      keys[j] = rng();
-      ASSERT_TRUE(m.insert(keys[j], j));
-      const auto s = m.debug_migration();
-      if (last.running && !s.running && s.prepared) return;
-      last = s;
+      const auto [s, ended] = churn_one();
+      if (ended && s.prepared) return;
     }
     FAIL() << "no same-size migration handed its successor on in 1,000,000 churn operations";
   };
