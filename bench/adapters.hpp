@@ -6,6 +6,8 @@
 //   static map_info info();
 //   explicit A(std::size_t n_hint);   // n_hint sizes only maps that cannot
 //                                     // grow (xenium); nobody reserves
+//   void reserve(std::size_t n);      // optional: room for n entries
+//                                     // (`bench latency --reserve` only)
 //   bool find(const K&, std::uint64_t& sink);   // copies the value out
 //   bool insert(const K&, const value&);        // false if present
 //   void insert_or_assign(const K&, const value&);
@@ -133,6 +135,7 @@ class locked_map {
   POLYMAP_BENCH_INLINE bool insert(const K& k, const value& v) { return map_.insert(k, v); }
   POLYMAP_BENCH_INLINE void insert_or_assign(const K& k, const value& v) { map_.insert_or_assign(k, v); }
   std::size_t size() { return map_.size(); }
+  void reserve(std::size_t n) { map_.reserve(n); }
 
  private:
   polymap::locked_map<K, value> map_;
@@ -230,6 +233,7 @@ class concurrent_map_with {
   POLYMAP_BENCH_INLINE bool insert(const K& k, const value& v) { return map_.insert(k, v); }
   POLYMAP_BENCH_INLINE void insert_or_assign(const K& k, const value& v) { map_.insert_or_assign(k, v); }
   std::size_t size() { return map_.size(); }
+  void reserve(std::size_t n) { map_.reserve(n); }
 
  private:
   polymap::concurrent_map<K, value, polymap::hash<K>, polymap::key_equal<K>, Traits> map_;
@@ -333,6 +337,7 @@ class tbb_hash_map {
     a->second = v;
   }
   std::size_t size() { return table_.size(); }
+  void reserve(std::size_t n) { table_.rehash(n); }
 
  private:
   table_type table_;
@@ -357,6 +362,7 @@ class cuckoo_map {
   POLYMAP_BENCH_INLINE bool insert(const K& k, const value& v) { return table_.insert(k, v); }
   POLYMAP_BENCH_INLINE void insert_or_assign(const K& k, const value& v) { table_.insert_or_assign(k, v); }
   std::size_t size() { return table_.size(); }
+  void reserve(std::size_t n) { table_.reserve(n); }
 
  private:
   libcuckoo::cuckoohash_map<K, value, polymap::hash<K>, std::equal_to<K>> table_;
@@ -383,6 +389,7 @@ class boost_cfm {
   POLYMAP_BENCH_INLINE bool insert(const K& k, const value& v) { return table_.emplace(k, v); }
   POLYMAP_BENCH_INLINE void insert_or_assign(const K& k, const value& v) { table_.insert_or_assign(k, v); }
   std::size_t size() { return table_.size(); }
+  void reserve(std::size_t n) { table_.reserve(n); }
 
  private:
   boost::concurrent_flat_map<K, value, polymap::hash<K>, std::equal_to<K>> table_;

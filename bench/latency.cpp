@@ -117,6 +117,12 @@ class subject {
   virtual void run(const std::vector<std::uint64_t>& keys, const settings& s, int run_index, run_sample& out) = 0;
 };
 
+// Whether an adapter has reserve(n) (bench/adapters.hpp), for --reserve.
+template <class A>
+constexpr bool can_reserve = requires(A& a) {
+  a.reserve(std::size_t{});
+};
+
 template <template <class> class Adapter>
 class subject_impl final : public subject {
   using A = Adapter<std::uint64_t>;
@@ -133,7 +139,7 @@ class subject_impl final : public subject {
     };
     {
       // insert: from empty, every insert timed alone.
-      auto map = std::make_unique<A>(n);
+      auto map = make_map(n, s);
       std::vector<std::uint64_t> failed(static_cast<std::size_t>(threads));
       out.seconds[0] = on_threads(*map, threads, out.h[0], out.h[0], [&](int t, histogram& h, histogram&) {
         const auto [lo, hi] = slice(0, n, t);
@@ -153,7 +159,7 @@ class subject_impl final : public subject {
       settle();
     }
     if (!s.mixed) return;
-    auto map = std::make_unique<A>(n);
+    auto map = make_map(n, s);
     {
       // The prefill, untimed.
       histogram unused;
@@ -218,6 +224,14 @@ class subject_impl final : public subject {
   }
 
  private:
+  // A fresh map, reserved for n entries where the run asks it (validate()
+  // lets only maps that can reserve into such a run). Untimed.
+  static std::unique_ptr<A> make_map(std::size_t n, const settings& s) {
+    auto map = std::make_unique<A>(n);
+    if constexpr (can_reserve<A>)
+      if (s.reserve) map->reserve(n);
+    return map;
+  }
   // Every run starts as in a fresh process: the destroyed map's memory is
   // returned before the next map starts. A peer's destructor frees its
   // array there and then; polymap's retired tables are freed by the
@@ -280,6 +294,7 @@ class subject_impl final : public subject {
 struct entry {
   map_info info;
   bool by_default;
+  bool reserves;  // can_reserve: may run with --reserve
   std::unique_ptr<subject> (*make)();
 };
 
@@ -306,6 +321,7 @@ class no_map {
     for (const auto& x : slots_) n += x.n.load(std::memory_order_relaxed);  // relaxed: after the join
     return n;
   }
+  void reserve(std::size_t) noexcept {}  // nothing to size
   static map_info info() {
     return {"no_map", "no map (the machine's floor)", "the timed loop with no map call: clock reads, loop, one value",
             true};
@@ -336,10 +352,11 @@ const std::vector<entry>& registry() {
       const bool by_default = !adapters::opt_in<Ad<std::uint64_t>>() && info.concurrent &&
                               info.name != "std_shared_mutex" && info.name != "sharded_flat" &&
                               info.name != "xenium_hm";
-      v.push_back({info, by_default, [] { return std::unique_ptr<subject>(new subject_impl<Ad>()); }});
+      v.push_back({info, by_default, can_reserve<Ad<std::uint64_t>>,
+                   [] { return std::unique_ptr<subject>(new subject_impl<Ad>()); }});
     });
-    v.push_back(
-        {no_map<std::uint64_t>::info(), true, [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
+    v.push_back({no_map<std::uint64_t>::info(), true, true,
+                 [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
     return v;
   }();
   return maps;
@@ -387,6 +404,16 @@ std::vector<std::string> default_maps() {
   return v;
 }
 
+// The maps a run takes: those named, else the defaults (with --reserve, the
+// defaults that can reserve).
+static std::vector<std::string> maps_of(const settings& s) {
+  if (!s.maps.empty()) return s.maps;
+  std::vector<std::string> v;
+  for (const auto& e : registry())
+    if (e.by_default && (!s.reserve || e.reserves)) v.push_back(e.info.name);
+  return v;
+}
+
 std::vector<map_info> available_maps() {
   std::vector<map_info> v;
   for (const auto& e : registry()) v.push_back(e.info);
@@ -408,12 +435,13 @@ std::string validate(const settings& s) {
     }
     if (!e->info.concurrent && s.threads > 1)
       return fmt::format("--maps: {} runs on one thread only (give --threads 1)", m);
+    if (s.reserve && !e->reserves) return fmt::format("--reserve: {} has no reserve in this benchmark", m);
   }
   return "";
 }
 
 double estimate_seconds(const settings& s) {
-  const auto maps = s.maps.empty() ? default_maps() : s.maps;
+  const auto maps = maps_of(s);
   double per_run = 0;
   for (const auto& m : maps) {
     // Measured here (2 vCPUs): 72 million operations of 4 maps took 69 s
@@ -437,7 +465,7 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
   r.machine = detect_machine();
   r.load_average = read_loadavg();
   r.config = s;
-  if (r.config.maps.empty()) r.config.maps = default_maps();
+  r.config.maps = maps_of(s);
   const auto [c50, c99] = clock_cost();
   r.clock_p50_ns = c50;
   r.clock_p99_ns = c99;
@@ -541,6 +569,7 @@ nlohmann::json to_json(const results& r) {
                    {"runs", r.config.runs},
                    {"maps", r.config.maps},
                    {"mixed", r.config.mixed},
+                   {"reserve", r.config.reserve},
                    {"seed", r.config.seed},
                    {"clock", r.clock},
                    {"clock_overhead_ns", {{"p50", r.clock_p50_ns}, {"p99", r.clock_p99_ns}}},

@@ -99,6 +99,7 @@ struct settings {
   int runs = 5;
   std::vector<std::string> maps;  // empty: default_maps()
   bool mixed = true;              // the mixed and find phases
+  bool reserve = false;           // reserve(n) each map before it fills: no growth (the floor without one)
   std::uint64_t seed = 42;
 };
 

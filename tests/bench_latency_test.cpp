@@ -87,6 +87,31 @@ TEST(BenchLatency, ValidateNamesTheOption) {
   EXPECT_NE(bl::validate(s).find("one thread"), std::string::npos);
   s.threads = 1;
   EXPECT_EQ(bl::validate(s), "");
+  s = {};
+  s.reserve = true;
+  s.maps = {"snapshot_map"};  // copy-on-write: nothing to reserve
+  EXPECT_NE(bl::validate(s).find("--reserve: snapshot_map"), std::string::npos);
+  s.maps = {"concurrent_map", "no_map"};
+  EXPECT_EQ(bl::validate(s), "");
+}
+
+TEST(BenchLatency, AReservedRunTakesTheDefaultsThatReserve) {
+  bl::settings s;
+  s.n = 3000;
+  s.runs = 1;
+  s.mixed = false;
+  s.reserve = true;
+  const auto r = bl::run(s);
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+  const auto& m = r.config.maps;
+  EXPECT_NE(std::find(m.begin(), m.end(), "concurrent_map"), m.end());
+  EXPECT_EQ(std::find(m.begin(), m.end(), "snapshot_map"), m.end());
+  for (const auto& name : m) {
+    const auto* x = bl::find_row(r, name, bl::phase::insert);
+    ASSERT_NE(x, nullptr) << name;
+    EXPECT_EQ(x->ops, s.n) << name;
+  }
+  EXPECT_EQ(bl::to_json(r)["settings"]["reserve"], true);
 }
 
 TEST(BenchLatency, ATinyRunCountsEveryOperationOfEveryMap) {

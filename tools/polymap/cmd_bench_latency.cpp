@@ -24,7 +24,7 @@ struct latency_args {
   int threads = 2;
   int runs = 5;
   std::vector<std::string> maps;
-  bool no_mixed = false, list = false;
+  bool no_mixed = false, list = false, reserve = false;
   std::uint64_t seed = 42;
   std::string json_path, html_path, note;
 };
@@ -57,6 +57,7 @@ void run_latency(const latency_args& a) {
   s.runs = a.runs;
   s.maps = a.maps;
   s.mixed = !a.no_mixed;
+  s.reserve = a.reserve;
   s.seed = a.seed;
   if (const std::string bad = bl::validate(s); !bad.empty()) fail(bad);
   polymap::cli::check_outputs("bench latency", {{"--json", a.json_path}, {"--html", a.html_path}});
@@ -94,7 +95,8 @@ CLI::App* add_bench_latency(CLI::App& bench) {
   auto a = std::make_shared<latency_args>();
   auto* cmd = bench.add_subcommand(
       "latency",
-      "Per-operation latency while maps grow: N distinct u64 keys inserted into an EMPTY map (no reserve) by "
+      "Per-operation latency while maps grow: N distinct u64 keys inserted into an EMPTY map (no reserve unless "
+      "--reserve) by "
       "--threads threads, every insert timed alone; then 50/50 finds and inserts on a table crossing a growth, and "
       "finds after it. p50/p99/p99.9/p99.99/max per map and phase, each run's max, throughput");
   cmd->add_option("--n", a->n, "Keys inserted per run (100 to 2^31; default 2000000)");
@@ -105,6 +107,9 @@ CLI::App* add_bench_latency(CLI::App& bench) {
       ->delimiter(',');
   cmd->add_flag("--list", a->list, "List the maps this build can run, and exit");
   cmd->add_flag("--no-mixed", a->no_mixed, "Only the insert-from-empty phase");
+  cmd->add_flag("--reserve", a->reserve,
+                "Reserve N in each map before it fills (untimed), so no growth runs: the same inserts' floor "
+                "without a resize (maps without reserve are refused)");
   cmd->add_option("--seed", a->seed, "Seed of the mixed and find phases' key choices (default 42)");
   cmd->add_option("--json", a->json_path, "Write the results as JSON ('-': stdout, and the table goes to stderr)");
   cmd->add_option("--html", a->html_path,
