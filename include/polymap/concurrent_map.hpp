@@ -574,7 +574,9 @@ class concurrent_map_core {
     constexpr std::size_t chunk = migrate_chunk_of<Traits>();
     if constexpr (chunk > 0) {
       const std::size_t first = t->claim_range(chunk);
-      for (std::size_t g = first; g < first + chunk && g < t->groups(); ++g) move_group(t, g);
+      const std::size_t end = std::min(first + chunk, t->groups());
+      for (std::size_t g = first; g < end; ++g) t->prefetch_group(g);  // their misses overlap
+      for (std::size_t g = first; g < end; ++g) move_group(t, g);
     }
   }
 

@@ -776,6 +776,11 @@ class alignas(64) inline_table : public table_sizing {
   // On the successor, once every group of the previous table is moved.
   void end_migration_of_prev() noexcept { prev_.store(nullptr, std::memory_order_release); }
   bool group_moved(std::size_t g) const noexcept { return blocks_[g].lock.moved(); }
+  // Fetches every line of group g (a mover about to claim and copy it).
+  void prefetch_group(std::size_t g) const noexcept {
+    const char* p = reinterpret_cast<const char*>(&blocks_[g]);
+    for (std::size_t off = 0; off < sizeof(block); off += 64) __builtin_prefetch(p + off);
+  }
   // Freezes group g; true if this call froze it (the caller then copies it).
   bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
   // The entries of a group this thread claimed (frozen: they no longer
@@ -798,6 +803,9 @@ class alignas(64) inline_table : public table_sizing {
   // as n single inserts in this order. False if a group was frozen.
   template <class Counter>
   bool insert_copies(const std::size_t* hashes, const entry* es, std::size_t n, Counter& waits) {
+    // The home groups' first lines, fetched writable together: the lock
+    // CAS below waits for its line's miss, and serializes the next one.
+    for (std::size_t i = 0; i < n; ++i) prefetch_for_write(&blocks_[hashes[i] & mask_]);
     bool done[kGroupSlots] = {};
     for (std::size_t i = 0; i < n; ++i) {
       if (done[i]) continue;
