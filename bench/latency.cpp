@@ -63,16 +63,18 @@ const char* name(phase p) {
   return "?";
 }
 
-const char* title(phase p) {
+const char* title(phase p, bool reserved) {
   switch (p) {
     case phase::insert:
-      return "insert N keys from empty";
+      return reserved ? "insert N keys into a map reserved for N (no growth)" : "insert N keys from empty";
     case phase::mixed_find:
-      return "50/50 mixed, the finds (table crossing a growth)";
+      return reserved ? "50/50 mixed, the finds (reserved: no growth)"
+                      : "50/50 mixed, the finds (table crossing a growth)";
     case phase::mixed_insert:
-      return "50/50 mixed, the inserts (table crossing a growth)";
+      return reserved ? "50/50 mixed, the inserts (reserved: no growth)"
+                      : "50/50 mixed, the inserts (table crossing a growth)";
     case phase::find:
-      return "finds after the growth (steady state)";
+      return reserved ? "finds after the mixed phase (steady state)" : "finds after the growth (steady state)";
   }
   return "?";
 }
@@ -355,7 +357,7 @@ const std::vector<entry>& registry() {
       v.push_back({info, by_default, can_reserve<Ad<std::uint64_t>>,
                    [] { return std::unique_ptr<subject>(new subject_impl<Ad>()); }});
     });
-    v.push_back({no_map<std::uint64_t>::info(), true, true,
+    v.push_back({no_map<std::uint64_t>::info(), true, can_reserve<no_map<std::uint64_t>>,
                  [] { return std::unique_ptr<subject>(new subject_impl<no_map>()); }});
     return v;
   }();
@@ -397,13 +399,6 @@ std::string clock_source() {
 
 }  // namespace
 
-std::vector<std::string> default_maps() {
-  std::vector<std::string> v;
-  for (const auto& e : registry())
-    if (e.by_default) v.push_back(e.info.name);
-  return v;
-}
-
 // The maps a run takes: those named, else the defaults (with --reserve, the
 // defaults that can reserve).
 static std::vector<std::string> maps_of(const settings& s) {
@@ -412,6 +407,10 @@ static std::vector<std::string> maps_of(const settings& s) {
   for (const auto& e : registry())
     if (e.by_default && (!s.reserve || e.reserves)) v.push_back(e.info.name);
   return v;
+}
+
+std::vector<std::string> default_maps() {
+  return maps_of(settings{});
 }
 
 std::vector<map_info> available_maps() {

@@ -89,8 +89,8 @@ class histogram {
 };
 
 enum class phase { insert, mixed_find, mixed_insert, find };
-const char* name(phase p);   // "insert", "mixed_find", "mixed_insert", "find"
-const char* title(phase p);  // "insert from empty", ...
+const char* name(phase p);                          // "insert", "mixed_find", "mixed_insert", "find"
+const char* title(phase p, bool reserved = false);  // "insert from empty", ...; reserved: a --reserve run's
 std::vector<phase> all_phases();
 
 struct settings {

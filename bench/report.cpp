@@ -503,12 +503,13 @@ std::string render_latency_html(const latency::results& r) {
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Method:</b> N = {} distinct uint64 keys inserted into an empty map ({}) by {} "
                  "thread(s), each insert timed alone; then a fresh map prefilled with N/2 keys takes 50/50 finds of "
-                 "present keys and inserts of the other N/2 (crossing a growth), then N/2 finds on the grown map. "
+                 "present keys and inserts of the other N/2 ({}), then N/2 finds on the filled map. "
                  "{} run(s) per map, interleaved; percentiles pooled over the runs. <b>Clock:</b> {}; two "
                  "back-to-back reads take {} (median), {} (p99), included in every sample. Percentiles come from a "
                  "log-linear histogram (at most 1.6% high); maxima are exact.</p>\n",
                  r.config.n, r.config.reserve ? "reserved for N first: no growth" : "no reserve", r.config.threads,
-                 r.config.runs, xml_escape(r.clock), format_ns(r.clock_p50_ns), format_ns(r.clock_p99_ns));
+                 r.config.reserve ? "reserved too: no growth" : "crossing a growth", r.config.runs, xml_escape(r.clock),
+                 format_ns(r.clock_p50_ns), format_ns(r.clock_p99_ns));
   if (!r.errors.empty()) {
     out += "<h2>Errors</h2>\n<ul>\n";
     for (const auto& e : r.errors) fmt::format_to(std::back_inserter(out), "<li>{}</li>\n", xml_escape(e));
@@ -536,7 +537,7 @@ std::string render_latency_html(const latency::results& r) {
     phases.push_back(ph);
     charts::options o;
     o.id = fmt::format("latency-{}", latency::name(ph));
-    o.title = latency::title(ph);
+    o.title = latency::title(ph, r.config.reserve);
     o.x_title = "percentile, pooled over the runs";
     o.y_unit = "microseconds";
     o.scale = charts::y_scale::log;

@@ -549,6 +549,15 @@ TEST(BenchReport, LatencyPageChartsPercentilesOnALogAxis) {
   EXPECT_FALSE(svg_with_id(html, "latency-throughput").empty());
   // Each run's max is in the table.
   EXPECT_NE(html.find("65 ms, 32.5 ms"), std::string::npos);
+  EXPECT_NE(html.find("crossing a growth"), std::string::npos);
+  // A --reserve run says so, and names no growth it did not have.
+  r.config.reserve = true;
+  const std::string reserved = render_latency_html(r);
+  ASSERT_EQ(check_xml(reserved), "");
+  EXPECT_NE(reserved.find("reserved for N first: no growth"), std::string::npos);
+  EXPECT_NE(svg_with_id(reserved, "latency-mixed_find").find("reserved: no growth"), std::string::npos);
+  EXPECT_EQ(reserved.find("crossing a growth"), std::string::npos);
+  EXPECT_EQ(reserved.find("after the growth"), std::string::npos);
 }
 
 TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {
