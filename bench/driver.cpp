@@ -17,6 +17,7 @@
 #include "bench/adapters.hpp"
 #include "bench/workload.hpp"
 #include "polymap/detail/epoch.hpp"
+#include "polymap/detail/inline_table.hpp"
 
 #ifndef POLYMAP_BENCH_BUILD_TYPE
 #define POLYMAP_BENCH_BUILD_TYPE "unknown"
@@ -157,11 +158,15 @@ class runner_impl final : public runner<K> {
     // itself retires and has not freed by the end still counts.
     polymap::detail::epoch_domain::global().barrier();
     const long long before = counted_heap_bytes();
+    const long long mapped_before = polymap::detail::mapped_table_bytes();
     set_heap_counting(true);
     auto map = std::make_unique<A>(keys.size());
     for (std::size_t i = 0; i < keys.size(); ++i) map->insert(keys[i], value_of(i));
     set_heap_counting(false);
-    const long long bytes = counted_heap_bytes() - before + static_cast<long long>(sizeof(A));
+    // concurrent_map's tables of 1 MB or more are mappings, not heap: their
+    // bytes (and the spare table it keeps for the next growth) count too.
+    const long long bytes = counted_heap_bytes() - before + polymap::detail::mapped_table_bytes() - mapped_before +
+                            static_cast<long long>(sizeof(A));
     set_heap_counting(true);  // count the frees too, so the counter returns to before
     map.reset();
     set_heap_counting(false);
@@ -523,7 +528,9 @@ results run(const matrix& m, const std::function<void(const progress&)>& on_prog
   r.settings.ops_per_run = m.ops_per_run;
   r.settings.memory_method =
       "heap bytes live after one thread inserts N keys into a fresh map (no reserve), counted by a replaced global "
-      "operator new (malloc_usable_size per block), plus sizeof(adapter), divided by N";
+      "operator new (malloc_usable_size per block), plus the bytes of table mappings concurrent_map made meanwhile "
+      "(its tables of 1 MB or more, and the freed table it keeps for the next growth), plus sizeof(adapter), "
+      "divided by N";
   r.settings.timing_method =
       m.ops_per_run ? fmt::format(
                           "each repeat runs {} pre-generated operations split over the threads; a cell's repeats "

@@ -387,11 +387,24 @@ inline constexpr std::size_t kLargeTableBytes = std::size_t{8} << 20;
 // wait_for_aside_unmaps polls; nothing is published through it.
 inline std::atomic<int> aside_unmaps{0};
 
+// Bytes of table mappings the process holds now (map_table's, the spare
+// RECYCLE keeps; a mapping handed to unmap_aside no longer counts): what a
+// count of operator new misses (the bench's bytes per entry adds it).
+// relaxed: a statistic; nothing is published through it.
+inline std::atomic<long long> mapped_table_bytes_now{0};
+inline long long mapped_table_bytes() noexcept {
+  return mapped_table_bytes_now.load(std::memory_order_relaxed);
+}
+inline void count_mapped(std::size_t n, int sign) noexcept {
+  mapped_table_bytes_now.fetch_add(sign * static_cast<long long>(n), std::memory_order_relaxed);
+}
+
 // Unmaps [p, p + n) on a short-lived detached thread (inline on the caller
 // if no thread can be started): unmapping a large populated table takes
 // milliseconds (about 60 us per MB here), which the writer whose epoch poll
 // freed it would otherwise pay.
 inline void unmap_aside(void* p, std::size_t n) noexcept {
+  count_mapped(n, -1);
   aside_unmaps.fetch_add(1, std::memory_order_relaxed);  // relaxed: see aside_unmaps
   try {
     std::thread([p, n] {
@@ -406,10 +419,12 @@ inline void unmap_aside(void* p, std::size_t n) noexcept {
 // Unmaps a table's mapping (nothing for p == nullptr): aside if it is large.
 inline void unmap_table(void* p, std::size_t n) noexcept {
   if (p == nullptr) return;
-  if (n >= kLargeTableBytes)
+  if (n >= kLargeTableBytes) {
     unmap_aside(p, n);
-  else
+  } else {
+    count_mapped(n, -1);
     ::munmap(p, n);
+  }
 }
 
 // Test hook: fill the heap tables that are allocated unzeroed (PREPARE)
@@ -458,6 +473,7 @@ class table_spare {
       unmap_table(u, un);
       return nullptr;
     }
+    count_mapped(n - m, +1);  // grown from the spare's m bytes
     stale = m;
     std::lock_guard lock(mu_);
     ++reused_;
@@ -474,7 +490,10 @@ class table_spare {
   std::size_t release() noexcept {
     std::lock_guard lock(mu_);
     const std::size_t n = bytes_;
-    if (p_ != nullptr) ::munmap(p_, bytes_);
+    if (p_ != nullptr) {
+      count_mapped(bytes_, -1);
+      ::munmap(p_, bytes_);
+    }
     p_ = nullptr;
     bytes_ = 0;
     return n;
@@ -523,6 +542,7 @@ inline void* map_table(std::size_t n, bool populate) {
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate && !huge ? MAP_POPULATE : 0);
   void* p = ::mmap(nullptr, n + extra, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
+  count_mapped(n, +1);  // the head and tail trimmed below never count
   char* b = static_cast<char*>(p);
   if (!huge) {
     if (populate) touch_regions(b, n, true);
