@@ -276,6 +276,20 @@ class concurrent_map_group_locks : public concurrent_map_with<K, group_locks_tra
   }
   static constexpr bool opt_in = true;
 };
+// The same map with short string keys in their slots (inline_string_traits,
+// session 22): for same-run A/B runs.
+template <class K>
+class concurrent_map_inline_strings : public concurrent_map_with<K, polymap::inline_string_traits> {
+ public:
+  using concurrent_map_with<K, polymap::inline_string_traits>::concurrent_map_with;
+  static map_info info() {
+    return {"concurrent_map_inline_strings", "polymap::concurrent_map (short string keys in slots)",
+            "polymap::concurrent_map<K, value, ..., inline_string_traits>: string keys of up to 32 bytes in their "
+            "64-byte slots (A/B)",
+            true};
+  }
+  static constexpr bool opt_in = true;
+};
 #endif
 
 #ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
@@ -491,6 +505,7 @@ void visit_adapters(Visitor&& v) {
   v.template operator()<concurrent_map>();
   v.template operator()<concurrent_map_at_once>();
   v.template operator()<concurrent_map_group_locks>();
+  v.template operator()<concurrent_map_inline_strings>();
 #endif
 #ifdef POLYMAP_BENCH_HAVE_SNAPSHOT_MAP
   v.template operator()<snapshot_map>();

@@ -39,8 +39,8 @@ inline const std::string& string_key_of(unsigned i) {
                                        "k5",
                                        "k6",
                                        "k7",
-                                       "k8",
-                                       "k9",
+                                       std::string(32, 'p'),  // inline_string_key's longest inline key
+                                       std::string(33, 'p'),  // and one byte more: a key block
                                        "key-ten",
                                        std::string(300, 'L'),
                                        "\xff\xfe",

@@ -27,8 +27,11 @@
 #include "polymap/polymap.hpp"
 #include "sanitizer_scale.hpp"
 
-// concurrent_map<> keeps string keys in key blocks.
-using concurrent_types = ::testing::Types<polymap::concurrent_map<>>;
+// concurrent_map<> keeps string keys in key blocks; with inline_string_traits
+// the short ones (these tests' keys are 1-8 bytes) sit in their slots.
+using inline_string_map = polymap::concurrent_map<std::string, polymap::value, polymap::hash<std::string>,
+                                                  polymap::key_equal<std::string>, polymap::inline_string_traits>;
+using concurrent_types = ::testing::Types<polymap::concurrent_map<>, inline_string_map>;
 INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConformance, concurrent_types);
 INSTANTIATE_TYPED_TEST_SUITE_P(concurrent, MapConcurrency, concurrent_types);
 

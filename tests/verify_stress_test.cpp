@@ -178,10 +178,17 @@ TEST(VerifyStress, ScheduleIsReproducibleFromItsSeed) {
 template <class M>
 class RealMapStress : public ::testing::Test {};
 
+#ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
+// Short string keys in their slots (inline_string_key).
+using inline_string_map = polymap::concurrent_map<std::string, polymap::value, polymap::hash<std::string>,
+                                                  polymap::key_equal<std::string>, polymap::inline_string_traits>;
+#endif
+
 using real_maps = ::testing::Types<polymap::locked_map<>
 #ifdef POLYMAP_VERIFY_HAS_CONCURRENT_MAP
                                    ,
-                                   polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, polymap::value>,
+                                   polymap::concurrent_map<>, inline_string_map,
+                                   polymap::concurrent_map<std::uint64_t, polymap::value>,
                                    polymap::concurrent_map<std::uint64_t, std::uint64_t>,  // word key, word value
                                    polymap::concurrent_map<std::uint64_t, big_value>       // boxed value
 #endif
@@ -241,7 +248,8 @@ TYPED_TEST(RealMapStress, PerturbedSchedule) {
 // across those rebuilds must check.
 template <class M>
 class GrowingMapStress : public ::testing::Test {};
-using growing_maps = ::testing::Types<polymap::concurrent_map<>, polymap::concurrent_map<std::uint64_t, std::uint64_t>,
+using growing_maps = ::testing::Types<polymap::concurrent_map<>, inline_string_map,
+                                      polymap::concurrent_map<std::uint64_t, std::uint64_t>,
                                       polymap::concurrent_map<std::uint64_t, big_value>>;
 TYPED_TEST_SUITE(GrowingMapStress, growing_maps);
 

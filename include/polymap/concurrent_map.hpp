@@ -32,8 +32,10 @@
 //   A callback may run again if clear() or a growth races with the same
 //   operation (its key locks are per table, J6: a write that began on the
 //   new table may store first). Hash must not throw for a key already in
-//   the map (a growth rehashes word-sized keys; string and boxed keys keep
-//   their hash). size() during a growth adds the two tables' counts.
+//   the map (a growth rehashes word-sized keys, and with
+//   inline_string_traits string keys of up to 32 bytes; other string and
+//   boxed keys keep their hash). size() during a growth adds the two
+//   tables' counts.
 //   Memory: erased keys and replaced values are freed a grace period later
 //   (epoch); a reader that stays pinned (a visit callback that blocks) holds
 //   back those frees for every map of the process.
@@ -46,7 +48,9 @@
 //              read under the group's seqlock (and the slot lock's, J8). Key word (the key policy, inline_table.hpp):
 //              the key itself (word-sized K), or a pointer to an immutable
 //              key block (std::string: {hash, size, bytes}; other K: {hash,
-//              K}). Value words: a word-sized V, polymap::value's two words
+//              K}); with inline_string_traits a string of up to 32 bytes
+//              is {hash bits, size} and 4 words of bytes after it (LAYOUT).
+//              Value words: a word-sized V, polymap::value's two words
 //              (they own one payload reference), or a pointer to an
 //              immutable box holding any other V.
 //   slot lock: string and boxed keys: a 32-bit lock word per slot, taken by
@@ -80,7 +84,11 @@
 //   version on another line than the tags for some groups (~30% slower).
 //   Why key blocks for strings: a write of a present key allocates nothing
 //   (the value is in the slot), and the stored hash rejects most tag
-//   collisions before the bytes are read.
+//   collisions before the bytes are read. Opt-in (inline_string_traits):
+//   a key of up to 32 bytes in its slot (inline_string_key), 64-byte slots,
+//   1,024-byte blocks: a hit reads two lines; why not the default: the
+//   table has twice the bytes (session 22: inserts of 2M keys 0.66-0.70x,
+//   201 against 141 bytes per entry; reads and mixed up to 1.18x).
 //
 // LOCK PROTOCOL (stated once; the invariants J1-J8 are in inline_table.hpp)
 //   L1. A write to key k holds the key lock of k's home group in the table
@@ -309,6 +317,18 @@ struct concurrent_map_traits {
   // overwrite of a present key writes its slot's line only. false: the
   // group lock for every write (the old way, kept for A/B runs).
   static constexpr bool slot_locks = true;
+  // std::string keys of up to 32 bytes in their slot (inline_string_key in
+  // inline_table.hpp): a hit reads two lines, not three, but a slot is 64
+  // bytes, not 32. Off by default (session 22, same-run A/B: reads and
+  // mixed 1.03-1.19x, inserts 0.77-0.99x, 2M keys 168 bytes per entry
+  // against 107; docs/concurrent_map.md); inline_string_traits turns it on.
+  static constexpr bool inline_string_keys = false;
+};
+
+// concurrent_map_traits with short string keys in their slots: for
+// read-mostly maps of keys of 32 bytes or fewer that can spend the memory.
+struct inline_string_traits : concurrent_map_traits {
+  static constexpr bool inline_string_keys = true;
 };
 
 namespace detail {
@@ -320,6 +340,13 @@ constexpr std::size_t incremental_min_groups_of() {
     return Traits::incremental_min_groups;
   else
     return concurrent_map_traits::incremental_min_groups;
+}
+template <class Traits>
+constexpr bool inline_string_keys_of() {
+  if constexpr (requires { Traits::inline_string_keys; })
+    return Traits::inline_string_keys;
+  else
+    return concurrent_map_traits::inline_string_keys;
 }
 template <class Traits>
 constexpr bool slot_locks_of() {
@@ -801,11 +828,13 @@ template <class K, class V, class Hash, class Eq, class Traits>
 class inline_concurrent_map
     : public concurrent_map_core<
           inline_concurrent_map<K, V, Hash, Eq, Traits>,
-          inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
-                       typename Traits::stripe_lock, slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>,
+          inline_table<key_policy_for<K, Eq, inline_string_keys_of<Traits>()>, V, Traits::template atomic,
+                       typename Traits::group_lock, typename Traits::stripe_lock,
+                       slot_locks_of<Traits>() && key_policy_for<K, Eq, inline_string_keys_of<Traits>()>::kHashed>,
           K, Hash, Eq, Traits> {
-  using itable = inline_table<key_policy_for<K, Eq>, V, Traits::template atomic, typename Traits::group_lock,
-                              typename Traits::stripe_lock, slot_locks_of<Traits>() && key_policy_for<K, Eq>::kHashed>;
+  using kpolicy = key_policy_for<K, Eq, inline_string_keys_of<Traits>()>;
+  using itable = inline_table<kpolicy, V, Traits::template atomic, typename Traits::group_lock,
+                              typename Traits::stripe_lock, slot_locks_of<Traits>() && kpolicy::kHashed>;
   using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
   friend core;
   using core::current;
@@ -820,6 +849,7 @@ class inline_concurrent_map
   using kcodec = typename itable::key_codec;
   using vcodec = typename itable::val_codec;
   using words = typename itable::value_words;
+  using key_word = typename itable::key_word;
   using home = typename itable::home;
 
   // Holds the key lock of a hash in the table the caller writes (J6, L1
@@ -890,7 +920,7 @@ class inline_concurrent_map
     owned_key(const owned_key&) = delete;
     owned_key& operator=(const owned_key&) = delete;
     template <class Q>
-    POLYMAP_ALWAYS_INLINE std::uint64_t get(const Q& q, std::size_t h) {
+    POLYMAP_ALWAYS_INLINE const key_word& get(const Q& q, std::size_t h) {
       if (!made_) {
         w_ = kcodec::make(q, h);
         made_ = true;
@@ -898,11 +928,11 @@ class inline_concurrent_map
       return w_;
     }
     bool made() const noexcept { return made_; }
-    std::uint64_t word() const noexcept { return w_; }
+    const key_word& word() const noexcept { return w_; }
     void commit() noexcept { taken_ = true; }
 
    private:
-    std::uint64_t w_ = 0;
+    key_word w_{};
     bool made_ = false;
     bool taken_ = false;
   };
@@ -921,7 +951,7 @@ class inline_concurrent_map
     const auto& q = lookup(k);
     const std::size_t h = hash_of(q);
     owned_key key;
-    const std::uint64_t kw = key.get(k, h);  // an insert usually inserts: made before any lock
+    const key_word& kw = key.get(k, h);  // an insert usually inserts: made before any lock
     owned w(std::move(v));
     auto pin = Traits::domain().pin();
     {
@@ -1027,7 +1057,7 @@ class inline_concurrent_map
           return false;
         }
       } else {
-        const std::uint64_t kw = key.get(k, h);
+        const key_word& kw = key.get(k, h);
         V copy = v;  // v itself stays for a retry
         owned w(std::move(copy));
         if (publish(kg, h, q, nullptr, {kw, w.get()})) {
@@ -1055,7 +1085,7 @@ class inline_concurrent_map
         const callback_scope in_callback(this, "concurrent_map", "update");
         return cur ? vcodec::borrow(cur.e.value, [&](const V& seen) { return V(f(&seen)); }) : V(f(nullptr));
       }();
-      const std::uint64_t kw = cur ? cur.e.key : key.get(k, h);
+      const key_word kw = cur ? cur.e.key : key.get(k, h);
       V stored = next;
       owned w(std::move(stored));
       if (publish(kg, h, q, cur ? &cur : nullptr, {kw, w.get()})) {
@@ -1142,7 +1172,7 @@ class inline_concurrent_map
     const std::size_t h = hash_of(key);
     return current()->template find_with<std::optional<V>>(
         h, matcher(h, key),
-        [](std::size_t, std::size_t, std::uint64_t, const words& w) { return std::optional<V>(vcodec::copy(w)); });
+        [](std::size_t, std::size_t, const key_word&, const words& w) { return std::optional<V>(vcodec::copy(w)); });
   }
 
   template <class Q>
@@ -1162,7 +1192,7 @@ class inline_concurrent_map
     const auto& key = lookup(q);
     const std::size_t h = hash_of(key);
     return current()->template find_with<bool>(h, matcher(h, key),
-                                               [&](std::size_t, std::size_t, std::uint64_t, const words& w) {
+                                               [&](std::size_t, std::size_t, const key_word&, const words& w) {
                                                  vcodec::borrow(w, [&](const V& v) { f(v); });
                                                  return true;
                                                });
@@ -1200,30 +1230,41 @@ class inline_concurrent_map
     this->finish_migration();  // one table to measure (GROWTH)
     const table* t = current();
     stats_t s = this->base_stats(t);
-    s.probe_length_histogram = t->probe_histogram([&](std::uint64_t kw) { return hash_of_word(kw); });
+    s.probe_length_histogram = t->probe_histogram([&](const key_word& kw) { return hash_of_word(kw); });
     if constexpr (kcodec::kOwns) t->for_each_entry([&](const entry& e) { s.bytes += kcodec::bytes(e.key); });
     return s;
   }
 
  private:
   void rehash_into(const table& old, table& fresh) {
-    old.move_entries_into(fresh, [&](std::uint64_t kw) { return hash_of_word(kw); });
+    old.move_entries_into(fresh, [&](const key_word& kw) { return hash_of_word(kw); });
   }
 
   // The hash of a key word in the table: stored in a string key's block,
-  // recomputed from a word key.
-  POLYMAP_ALWAYS_INLINE std::size_t hash_of_word(std::uint64_t kw) const {
-    if constexpr (kcodec::kHashed)
-      return kcodec::stored_hash(kw);
-    else
+  // recomputed from a word key or an inline string key's bytes.
+  POLYMAP_ALWAYS_INLINE std::size_t hash_of_word(const key_word& kw) const {
+    if constexpr (kcodec::kHashed) {
+      if (kcodec::has_stored_hash(kw)) [[likely]]
+        return kcodec::stored_hash(kw);
+      return hash_of(kcodec::key_of(kw));  // inline_string_key: a view into kw
+    } else {
       return hash_of(kcodec::decode(kw));
+    }
   }
 
   // The table's key test for lookup key q (which must outlive it): it sees
   // only key words the seqlock validated (or that the group lock protects).
   template <class Q>
   POLYMAP_ALWAYS_INLINE auto matcher(std::size_t h, const Q& q) const {
-    return [this, h, &q](std::uint64_t kw) { return kcodec::match(kw, h, q, eq_); };
+    // inline_string_key's test forced inline: GCC left it a call (6% of a
+    // 1-thread string find, with its key words copied through memory). Not
+    // string_key's: forced inline there, the 2-thread string cells ran
+    // 0.86-0.88x (a larger inlined read loop keeps fewer misses in flight).
+    if constexpr (itable::kKeyExtra > 0) return [ this, h, &q ](const key_word& kw) __attribute__((always_inline)) {
+        return kcodec::match(kw, h, q, eq_);
+      };
+    else
+      return [this, h, &q](const key_word& kw) { return kcodec::match(kw, h, q, eq_); };
   }
 
   // The write fast path (inline_table.hpp, J7); home::slow sends the caller
@@ -1363,9 +1404,9 @@ class inline_concurrent_map
   // After an erase: the entry's value and, for string keys, its key block
   // (readers pinned now may still compare against it).
   POLYMAP_ALWAYS_INLINE static void retire_erased(const entry& e) noexcept {
-    if constexpr (kcodec::kOwns)
-      Traits::domain().retire(reinterpret_cast<void*>(static_cast<std::uintptr_t>(e.key)), &kcodec::drop,
-                              kcodec::bytes(e.key));
+    if constexpr (kcodec::kOwns) {
+      if (void* block = kcodec::block_ptr(e.key)) Traits::domain().retire(block, &kcodec::drop, kcodec::bytes(e.key));
+    }
     retire_or_poll(&e.value);
   }
 };
@@ -1380,6 +1421,8 @@ static_assert(default_table<string_key, value>::block_bytes() == 512);         /
 static_assert(default_table<string_key, value, false>::block_bytes() == 384);  // 24 + 15 * 24: six lines
 static_assert(default_table<word_key<std::uint64_t>, std::uint64_t>::block_bytes() == 320);  // 24 + 15 * 16, rounded
 static_assert(sizeof(string_key::key_block) == 16);
+static_assert(default_table<inline_string_key, value>::slot_bytes() == 64);     // key, 32 bytes, value, slot lock
+static_assert(default_table<inline_string_key, value>::block_bytes() == 1024);  // 24 (+40) + 15 * 64: 16 lines
 
 }  // namespace detail
 

@@ -228,6 +228,7 @@ using value_codec_for = std::conditional_t<std::is_same_v<V, value>, value_codec
 //   reader was pinned before it, so it is not freed before the reader unpins.
 template <class K>
 struct word_key {
+  using kword = std::uint64_t;            // the slot's key: one word (inline_string_key: more)
   static constexpr bool kOwns = false;    // nothing to free or retire
   static constexpr bool kHashed = false;  // the hash is recomputed from the key
   static std::uint64_t make(const K& k, std::size_t) noexcept { return word_codec<K>::encode(k)[0]; }
@@ -240,6 +241,7 @@ struct word_key {
   static std::size_t stored_hash(std::uint64_t) noexcept { return 0; }
   static std::size_t bytes(std::uint64_t) noexcept { return 0; }
   static void free(std::uint64_t) noexcept {}
+  static void* block_ptr(std::uint64_t) noexcept { return nullptr; }
   static void drop(void*) noexcept {}
 };
 
@@ -250,6 +252,7 @@ struct string_key {
     const char* data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   };
   static_assert(sizeof(key_block) == 16, "key block header: hash and size, then the bytes");
+  using kword = std::uint64_t;
   static constexpr bool kOwns = true;
   static constexpr bool kHashed = true;
 
@@ -270,10 +273,120 @@ struct string_key {
     const key_block* b = block(w);
     return b->hash == hash && eq(std::string_view(b->data(), b->size), q);
   }
+  static bool has_stored_hash(std::uint64_t) noexcept { return true; }
   static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
   static std::size_t bytes(std::uint64_t w) noexcept { return sizeof(key_block) + block(w)->size; }
-  static void free(std::uint64_t w) noexcept { drop(reinterpret_cast<void*>(static_cast<std::uintptr_t>(w))); }
+  static void* block_ptr(std::uint64_t w) noexcept { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(w)); }
+  static void free(std::uint64_t w) noexcept { drop(block_ptr(w)); }
   static void drop(void* p) noexcept { ::operator delete(p); }
+};
+
+// A std::string key whose bytes live in its slot when there are at most
+// kInlineBytes of them (issue 15): the key word is {hash bits 8-63, size
+// << 1, 1} and the bytes fill kExtraWords more words of the slot, read
+// with the key word under the seqlock. A longer key is a string_key block
+// (bit 0 clear: operator new aligns it). Why: a hit then reads its group's
+// first line and its slot's line and nothing else (string_key's block was a
+// third dependent miss, 27% of a 1-thread string find's samples). Why 32
+// bytes: {key word, 4 byte words, 2 value words, slot lock} is one line.
+// A growth rehashes an inline key from its bytes (no stored hash; reading
+// 32 local bytes costs less than a block's miss).
+struct inline_string_key {
+  static constexpr std::size_t kExtraWords = 4;
+  static constexpr std::size_t kInlineBytes = 8 * kExtraWords;
+  static_assert(std::endian::native == std::endian::little, "equal_words reads the bytes as little-endian words");
+  struct kword {
+    std::uint64_t w = 0;                // the key word: a block pointer, or {hash bits 8-63, size << 1, 1}
+    std::uint64_t b[kExtraWords] = {};  // an inline key's bytes (zero past its size)
+    bool operator==(const kword&) const = default;
+  };
+  static constexpr bool kOwns = true;    // a long key's block
+  static constexpr bool kHashed = true;  // a long key's block stores its hash; an inline key is rehashed
+
+  POLYMAP_ALWAYS_INLINE static bool is_inline(const kword& k) noexcept { return (k.w & 1) != 0; }
+  // Allocates a block for a long key (may throw bad_alloc; nothing else changed yet).
+  static kword make(std::string_view k, std::size_t hash) {
+    kword r;
+    if (k.size() <= kInlineBytes) {
+      r.w = (static_cast<std::uint64_t>(hash) & ~std::uint64_t{0xFF}) | (k.size() << 1) | 1;
+      if (!k.empty()) std::memcpy(r.b, k.data(), k.size());
+    } else {
+      r.w = string_key::make(k, hash);
+    }
+    return r;
+  }
+  // A view of the key's bytes: into k itself for an inline key (k must
+  // outlive it), into the block for a long one.
+  POLYMAP_ALWAYS_INLINE static std::string_view key_of(const kword& k) noexcept {
+    if (is_inline(k)) return {reinterpret_cast<const char*>(k.b), static_cast<std::size_t>((k.w >> 1) & 0x7F)};
+    return string_key::key_of(k.w);
+  }
+  static std::string decode(const kword& k) { return std::string(key_of(k)); }
+  template <class Q, class Eq>
+  POLYMAP_ALWAYS_INLINE static bool match(const kword& k, std::size_t hash, const Q& q, const Eq& eq) {
+    if (!is_inline(k)) return string_key::match(k.w, hash, q, eq);
+    if (((k.w ^ static_cast<std::uint64_t>(hash)) >> 8) != 0) return false;
+    if constexpr (std::is_same_v<Eq, std::equal_to<>> && std::is_convertible_v<const Q&, std::string_view>) {
+      const std::string_view s(q);
+      return s.size() == ((k.w >> 1) & 0x7F) && equal_words(k, s.data(), s.size());
+    } else {
+      return eq(key_of(k), q);
+    }
+  }
+  // Whether the n <= kInlineBytes bytes at p are k's (whose bytes past n
+  // are zero): word compares against k's words, which stay in registers
+  // (a byte compare takes their address, and the copies through memory
+  // then missed store-to-load forwarding: 20% of a string find's samples).
+  POLYMAP_ALWAYS_INLINE static bool equal_words(const kword& k, const char* p, std::size_t n) noexcept {
+    const std::size_t full = n / 8;
+#pragma GCC unroll 4
+    for (std::size_t i = 0; i < kExtraWords; ++i) {
+      if (i < full) {
+        if (load8(p + 8 * i) != k.b[i]) return false;
+      } else {
+        return tail_word(p, n) == k.b[i];
+      }
+    }
+    return true;  // n == kInlineBytes
+  }
+  // The last n % 8 bytes at p, in a word's low bytes (little-endian, as
+  // make's memcpy put them), reading only [p, p + n).
+  POLYMAP_ALWAYS_INLINE static std::uint64_t tail_word(const char* p, std::size_t n) noexcept {
+    const std::size_t t = n % 8;
+    if (t == 0) return 0;
+    if (n >= 8) return load8(p + n - 8) >> (64 - 8 * t);
+    if (t >= 4) return load4(p) | (std::uint64_t{load4(p + t - 4)} << (8 * (t - 4)));
+    const auto byte = [p](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i); };
+    return byte(0) | byte(t / 2) | byte(t - 1);
+  }
+  POLYMAP_ALWAYS_INLINE static std::uint64_t load8(const char* p) noexcept {
+    std::uint64_t x;
+    std::memcpy(&x, p, 8);
+    return x;
+  }
+  POLYMAP_ALWAYS_INLINE static std::uint32_t load4(const char* p) noexcept {
+    std::uint32_t x;
+    std::memcpy(&x, p, 4);
+    return x;
+  }
+  static bool has_stored_hash(const kword& k) noexcept {
+    return !is_inline(k);
+  }
+  static std::size_t stored_hash(const kword& k) noexcept {
+    return string_key::stored_hash(k.w);
+  }
+  static std::size_t bytes(const kword& k) noexcept {
+    return is_inline(k) ? 0 : string_key::bytes(k.w);
+  }
+  static void* block_ptr(const kword& k) noexcept {
+    return is_inline(k) ? nullptr : string_key::block_ptr(k.w);
+  }
+  static void free(const kword& k) noexcept {
+    if (!is_inline(k)) string_key::free(k.w);
+  }
+  static void drop(void* p) noexcept {
+    string_key::drop(p);
+  }
 };
 
 // Any other key: an immutable block {hash, K} behind the word, as a string
@@ -284,6 +397,7 @@ struct boxed_key {
     std::size_t hash;
     K key;
   };
+  using kword = std::uint64_t;
   static constexpr bool kOwns = true;
   static constexpr bool kHashed = true;
   static std::uint64_t make(const K& k, std::size_t hash) {  // may throw
@@ -299,8 +413,10 @@ struct boxed_key {
     const key_block* b = block(w);
     return b->hash == hash && eq(b->key, q);
   }
+  static bool has_stored_hash(std::uint64_t) noexcept { return true; }
   static std::size_t stored_hash(std::uint64_t w) noexcept { return block(w)->hash; }
   static std::size_t bytes(std::uint64_t) noexcept { return sizeof(key_block); }
+  static void* block_ptr(std::uint64_t w) noexcept { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(w)); }
   static void free(std::uint64_t w) noexcept { delete block(w); }
   static void drop(void* p) noexcept { delete static_cast<key_block*>(p); }
 };
@@ -311,9 +427,22 @@ template <class K, class Eq>
 inline constexpr bool string_key_v =
     std::is_same_v<K, std::string>&& std::is_invocable_r_v<bool, const Eq&, std::string_view, std::string_view>;
 
-template <class K, class Eq>
+// InlineStrings: short string keys in the slot (inline_string_key), else
+// every string key in a block (string_key).
+template <class K, class Eq, bool InlineStrings = false>
 using key_policy_for =
-    std::conditional_t<string_key_v<K, Eq>, string_key, std::conditional_t<word_sized_v<K>, word_key<K>, boxed_key<K>>>;
+    std::conditional_t<string_key_v<K, Eq>, std::conditional_t<InlineStrings, inline_string_key, string_key>,
+                       std::conditional_t<word_sized_v<K>, word_key<K>, boxed_key<K>>>;
+
+// The words a key policy adds to each slot after its key word (0 but for
+// inline_string_key).
+template <class KeyPolicy>
+constexpr std::size_t key_extra_words_of() {
+  if constexpr (requires { KeyPolicy::kExtraWords; })
+    return KeyPolicy::kExtraWords;
+  else
+    return 0;
+}
 
 // Whether a map's value lives in its slot's words (no box per write) and its
 // key in the key word or a string key block.
@@ -569,9 +698,13 @@ class alignas(64) inline_table : public table_sizing {
   using val_codec = value_codec_for<V>;
   static constexpr std::size_t kValueWords = val_codec::kWords;
   using value_words = typename val_codec::words;
+  // The slot's key: one word, or (inline_string_key) the key word and the
+  // bytes after it.
+  using key_word = typename KeyPolicy::kword;
+  static constexpr std::size_t kKeyExtra = key_extra_words_of<KeyPolicy>();
 
   struct entry {
-    std::uint64_t key = 0;
+    key_word key{};
     value_words value{};
     bool same(const entry& o) const noexcept { return key == o.key && value == o.value; }
   };
@@ -595,8 +728,16 @@ class alignas(64) inline_table : public table_sizing {
   // unpopulated at 3/4 load, populated kPopulateStep bytes per write
   // (MADV_POPULATE_WRITE; zeroed, on the heap) until 7/8, so no write pays
   // for its page faults at once (measurements: docs/concurrent_map.md,
-  // sessions 8 and 19).
+  // sessions 8 and 19). Also a table of at least kMapGroups whose blocks
+  // are larger than 512 bytes (inline_string_key's 1 KB): such a table
+  // holds no more entries than a 512-byte-block table of half its bytes,
+  // whose keys' blocks were on the heap; mapping it at 1 MB made every
+  // 10,000-key string fill fault in fresh pages (2-thread inserts 0.62x).
   static constexpr std::size_t kMapBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kMapGroups = 2048;
+  static constexpr std::size_t map_min_bytes() noexcept {
+    return sizeof(block) > 512 ? kMapGroups * sizeof(block) : kMapBytes;
+  }
   // A freed table of kLargeTableBytes or more is unmapped aside (unmap_table).
   static constexpr std::size_t kPopulateStep = std::size_t{16} << 10;
 
@@ -606,7 +747,7 @@ class alignas(64) inline_table : public table_sizing {
   explicit inline_table(std::size_t groups, std::size_t prepare_min_groups = SIZE_MAX, bool populate = true)
       : groups_(groups), mask_(groups - 1), striped_(groups >= kStripedMinGroups) {
     bytes_ = groups * sizeof(block);
-    if (bytes_ >= kMapBytes) {
+    if (bytes_ >= map_min_bytes()) {
       std::size_t stale = 0;
       if (void* q = table_huge_pages() ? nullptr : table_spare::get().take(bytes_, stale)) {
         blocks_ = static_cast<block*>(q);  // page-aligned (mremap), so 64-byte aligned
@@ -649,7 +790,7 @@ class alignas(64) inline_table : public table_sizing {
     // (the table was rebuilt at once or cleared meanwhile) is this table's
     // to free.
     if (inline_table* p = pending_.load(std::memory_order_relaxed)) delete p;  // relaxed: no other user now
-    if (bytes_ >= kMapBytes) {
+    if (bytes_ >= map_min_bytes()) {
       // RECYCLE: only a table a growth replaced; one freed by clear(),
       // shrink_to_fit() or the map's destructor gives its memory back.
       const auto [p, n] =
@@ -938,7 +1079,7 @@ class alignas(64) inline_table : public table_sizing {
         const slot& sl = b.slots[i];
         const std::uint32_t sv = slot_begin(sl);  // J8
         // acquire: as in read().
-        const std::uint64_t kw = sl.key.load(std::memory_order_acquire);
+        const key_word kw = load_key(sl, std::memory_order_acquire);
         value_words w;
         for (std::size_t j = 0; j < kValueWords; ++j) w[j] = sl.value[j].load(std::memory_order_acquire);
         if (!b.lock.read_valid(v) || !slot_valid(sl, sv)) [[unlikely]] {
@@ -1093,7 +1234,7 @@ class alignas(64) inline_table : public table_sizing {
       }
       // relaxed: under the group lock no other thread writes the slot, and the
       // lock's acquire CAS made the last holder's stores visible.
-      old.key = sl.key.load(std::memory_order_relaxed);
+      old.key = load_key(sl, std::memory_order_relaxed);
       if (!match(old.key)) continue;
       wait_slot_unlocked(sl);  // J8: an overwriter may hold the slot (the key word it does not change)
       // relaxed: as the key word; J8's overwriter released the slot (acquire
@@ -1151,8 +1292,8 @@ class alignas(64) inline_table : public table_sizing {
     const group_bits bits = b.meta.load();
     for (std::uint32_t m = bits.match(tag_of(hash)); m; m &= m - 1) {
       slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
-      prefetch_for_write(&sl);                                          // the CAS below writes this line
-      const std::uint64_t kw = sl.key.load(std::memory_order_acquire);  // acquire: as in read()
+      prefetch_for_write(&sl);                                      // the CAS below writes this line
+      const key_word kw = load_key(sl, std::memory_order_acquire);  // acquire: as in read()
       // The key word belongs to a full slot only if the group did not change
       // (a reader's validation) before its block is dereferenced.
       if (!b.lock.read_valid(v)) return home::slow;
@@ -1284,7 +1425,7 @@ class alignas(64) inline_table : public table_sizing {
     populated_.store(bytes_, std::memory_order_relaxed);
   }
 
-  static location location_of(std::size_t g, std::size_t i, std::uint64_t kw, const value_words& w) noexcept {
+  static location location_of(std::size_t g, std::size_t i, const key_word& kw, const value_words& w) noexcept {
     return location{true, g, i, entry{kw, w}};
   }
 
@@ -1293,8 +1434,16 @@ class alignas(64) inline_table : public table_sizing {
   struct no_slot_lock {};
   using slot_lock_word = std::conditional_t<kSlotLocks, Atomic<std::uint32_t>, no_slot_lock>;
   // 32 bytes with a polymap::value and J8: aligned so no slot straddles a line.
-  struct alignas(kSlotLocks&& kValueWords == 2 ? 32 : 8) slot {
+  // inline_string_key's bytes: kKeyExtra words after the key word.
+  struct no_key_extra {};
+  using key_extra_words =
+      std::conditional_t<(kKeyExtra > 0), Atomic<std::uint64_t>[kKeyExtra == 0 ? 1 : kKeyExtra], no_key_extra>;
+  // 32 bytes with a polymap::value and J8, 64 with inline_string_key's
+  // bytes too: aligned so no slot straddles a line.
+  static constexpr std::size_t kSlotAlign = kKeyExtra > 0 ? 64 : kSlotLocks&& kValueWords == 2 ? 32 : 8;
+  struct alignas(kSlotAlign) slot {
     Atomic<std::uint64_t> key{0};
+    [[no_unique_address]] key_extra_words kx{};
     Atomic<std::uint64_t> value[kValueWords] = {};
     [[no_unique_address]] slot_lock_word ver{};
   };
@@ -1310,9 +1459,20 @@ class alignas(64) inline_table : public table_sizing {
   // re-load, which then sees the version changed (Boehm's seqlock argument;
   // acquire loads instead of a fence, which ThreadSanitizer also understands).
   // Plain moves on x86.
+  POLYMAP_ALWAYS_INLINE static key_word load_key(const slot& s, std::memory_order order) noexcept {
+    if constexpr (kKeyExtra > 0) {
+      key_word k;
+      k.w = s.key.load(order);
+#pragma GCC unroll 4
+      for (std::size_t j = 0; j < kKeyExtra; ++j) k.b[j] = s.kx[j].load(order);
+      return k;
+    } else {
+      return s.key.load(order);
+    }
+  }
   POLYMAP_ALWAYS_INLINE static entry read(const slot& s) noexcept {
     entry e;
-    e.key = s.key.load(std::memory_order_acquire);
+    e.key = load_key(s, std::memory_order_acquire);
     for (std::size_t j = 0; j < kValueWords; ++j) e.value[j] = s.value[j].load(std::memory_order_acquire);
     return e;
   }
@@ -1345,7 +1505,12 @@ class alignas(64) inline_table : public table_sizing {
   }
   // release: pairs with read()'s acquire loads. Under the group lock.
   POLYMAP_ALWAYS_INLINE static void write(slot& s, const entry& e) noexcept {
-    s.key.store(e.key, std::memory_order_release);
+    if constexpr (kKeyExtra > 0) {
+      s.key.store(e.key.w, std::memory_order_release);
+      for (std::size_t j = 0; j < kKeyExtra; ++j) s.kx[j].store(e.key.b[j], std::memory_order_release);
+    } else {
+      s.key.store(e.key, std::memory_order_release);
+    }
     for (std::size_t j = 0; j < kValueWords; ++j) s.value[j].store(e.value[j], std::memory_order_release);
   }
   // Under the group lock: the slot is full and still holds exactly at.e.
