@@ -87,8 +87,9 @@
 //   collisions before the bytes are read. Opt-in (inline_string_traits):
 //   a key of up to 32 bytes in its slot (inline_string_key), 64-byte slots,
 //   1,024-byte blocks: a hit reads two lines; why not the default: the
-//   table has twice the bytes (session 22: inserts of 2M keys 0.66-0.70x,
-//   201 against 141 bytes per entry; reads and mixed up to 1.18x).
+//   table has twice the bytes (session 22, same-process A/B: inserts of 2M
+//   keys 0.66-0.94x, 201 against 141 bytes per entry; reads and mixed
+//   0.78-1.19x).
 //
 // LOCK PROTOCOL (stated once; the invariants J1-J8 are in inline_table.hpp)
 //   L1. A write to key k holds the key lock of k's home group in the table
@@ -319,9 +320,8 @@ struct concurrent_map_traits {
   static constexpr bool slot_locks = true;
   // std::string keys of up to 32 bytes in their slot (inline_string_key in
   // inline_table.hpp): a hit reads two lines, not three, but a slot is 64
-  // bytes, not 32. Off by default (session 22, same-run A/B: reads and
-  // mixed 1.03-1.19x, inserts 0.77-0.99x, 2M keys 168 bytes per entry
-  // against 107; docs/concurrent_map.md); inline_string_traits turns it on.
+  // bytes, not 32. Off by default (why: LAYOUT; the A/B runs are in
+  // docs/concurrent_map.md, session 22); inline_string_traits turns it on.
   static constexpr bool inline_string_keys = false;
 };
 
