@@ -1,6 +1,7 @@
 // polymap/detail/flat_table.hpp — the sequential front end of table_core:
-// the same groups, tags, probing and nodes as concurrent_map, with plain
-// (unsynchronized) words and no locks. Single-threaded only.
+// the same groups, tags and probing as concurrent_map (group.hpp), with
+// nodes in the slots, plain (unsynchronized) words and no locks.
+// Single-threaded only.
 //
 // It exists to measure the table itself: `find_probe` reports per lookup the
 // groups visited and the tag matches whose key differed (7-bit tag false

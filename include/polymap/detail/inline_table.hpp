@@ -1374,13 +1374,20 @@ class alignas(64) inline_table : public table_sizing {
 
   // Moves every entry into fresh (private, large enough); hash_of(key word)
   // gives each entry's hash. Precondition: this table is frozen.
+  // Counted once at the end: a locked add per entry was a sixth of the
+  // rebuild's inserting samples (1-thread fill of 10,000 u64 keys).
   template <class HashOf>
   void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
-    scan([&](std::size_t, const entry& e) { fresh.unprotected_insert(hash_of(e.key), e); });
+    std::int64_t moved = 0;
+    scan([&](std::size_t, const entry& e) {
+      fresh.unprotected_insert(hash_of(e.key), e);
+      ++moved;
+    });
+    fresh.count(moved);  // a private table
   }
 
-  // Inserts into a table no other thread can see. Precondition: the key is
-  // absent and the table is not full.
+  // Inserts into a table no other thread can see, uncounted (the caller
+  // counts). Precondition: the key is absent and the table is not full.
   void unprotected_insert(std::size_t hash, const entry& e) noexcept {
     prober p(hash, mask_);
     for (;;) {
@@ -1389,7 +1396,6 @@ class alignas(64) inline_table : public table_sizing {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
         write(b.slots[i], e);
         b.meta.set_tag(i, tag_of(hash));
-        count(1);  // a private table
         return;
       }
       b.meta.set_overflow(hash);

@@ -1,15 +1,15 @@
-// polymap/detail/table_core.hpp — the open-addressing table core shared by the
-// sequential table (flat_table.hpp) and concurrent_map.hpp.
+// polymap/detail/table_core.hpp — the node-layout open-addressing table
+// behind flat_table.hpp (the sequential table `polymap hashstat` measures).
 //
 // The core owns the arrays and the algorithms over them (lookup, insert into
 // the first available slot, erase, replace, freeze, scan); it knows nothing
-// of hashing keys, of memory reclamation, or of who may call what when. The
-// front ends differ only in template arguments, as Boost foa's core serves
-// its table and concurrent_table:
-//
-//   front end          Atomic          GroupLock                    nodes freed by
-//   flat_table         plain_atomic    null_group_lock<plain_atomic> delete, at once
-//   concurrent_map     std::atomic     version_lock<std::atomic>     the epoch domain
+// of hashing keys or of memory reclamation. concurrent_map used it too until
+// session 7; its table is now inline_table.hpp (entries in the slots). The
+// two share group.hpp: the 15-slot groups, tags, overflow bits and probing,
+// so hashstat's probe lengths and tag false positives are concurrent_map's.
+// The Atomic and GroupLock parameters stay (plain_atomic and
+// null_group_lock here), and the protocol comments below still describe the
+// concurrent use they were written for.
 //
 // LAYOUT (one allocation; G = group count, a power of two)
 //   +------------------+---------------------------------+------------------+
@@ -131,7 +131,8 @@ class alignas(64) table_core : public table_sizing {
 
   // Finds the node with this hash and key; touches no shared word but the
   // metadata and slots it reads. Safe against concurrent writers of the same
-  // table (see concurrent_map.hpp, READ PROTOCOL).
+  // table (the READ PROTOCOL this core was written for; concurrent_map.hpp
+  // states it for inline_table).
   template <class Q, class Eq>
   location find(std::size_t hash, const Q& q, const Eq& eq, probe_record* rec = nullptr) const {
     const std::uint8_t tag = tag_of(hash);
