@@ -962,7 +962,7 @@ class inline_concurrent_map
           this->populate_after_insert();
           w.commit();
           key.commit();
-          retire_or_poll(nullptr);
+          retire_or_poll(nullptr, &pin);
           return true;
         case home::present:
           return false;
@@ -992,7 +992,7 @@ class inline_concurrent_map
       if constexpr (itable::kSlotLocks) {
         if (this->write_table(h)->overwrite_slot(h, matcher(h, q), w.get(), old) == home::replaced) [[likely]] {
           w.commit();
-          retire_or_poll(&old.value);
+          retire_or_poll(&old.value, &pin);
           return false;
         }
       }
@@ -1007,13 +1007,13 @@ class inline_concurrent_map
       switch (r) {
         case home::replaced:
           w.commit();
-          retire_or_poll(&old.value);
+          retire_or_poll(&old.value, &pin);
           return false;
         case home::inserted:
           this->populate_after_insert();
           w.commit();
           key.commit();
-          retire_or_poll(nullptr);
+          retire_or_poll(nullptr, &pin);
           return true;
         default:
           break;
@@ -1392,14 +1392,19 @@ class inline_concurrent_map
   // may still copy or borrow it). A write that retires nothing (scalars,
   // inserts) polls the epoch instead, so the old tables this thread retired
   // in growths are still freed (epoch_domain::poll).
-  POLYMAP_ALWAYS_INLINE static void retire_or_poll(const words* w) noexcept {
+  // pin: the caller's pin of Traits::domain(), if it holds one (the poll
+  // then skips the thread-record lookup).
+  POLYMAP_ALWAYS_INLINE static void retire_or_poll(const words* w, const epoch_domain::guard* pin = nullptr) noexcept {
     if constexpr (vcodec::kOwns) {
       if (void* p = w ? vcodec::payload(*w) : nullptr) {
         Traits::domain().retire(p, &vcodec::drop);
         return;
       }
     }
-    Traits::domain().poll();
+    if (pin)
+      Traits::domain().poll(*pin);
+    else
+      Traits::domain().poll();
   }
   // After an erase: the entry's value and, for string keys, its key block
   // (readers pinned now may still compare against it).

@@ -411,6 +411,14 @@ class epoch_domain {
     } catch (...) {
       return;
     }
+    poll_record(r);
+  }
+  // poll() for a thread that holds g, a pin of this domain: g has the
+  // thread's record, so no lookup (a write's fast path polls this way).
+  POLYMAP_ALWAYS_INLINE void poll(const guard& g) noexcept { poll_record(g.rec_); }
+
+ private:
+  POLYMAP_ALWAYS_INLINE void poll_record(record* r) noexcept {
     // relaxed: the owner's own counter, read as a hint (see free_ready).
     if (r->held.load(std::memory_order_relaxed) == 0) return;
     if (++r->polls % kCollectEvery != 0) return;
@@ -420,6 +428,7 @@ class epoch_domain {
       collect(r);
   }
 
+ public:
   // Objects that retire() could not record for lack of memory (never freed).
   std::size_t leaked() const { return leaked_.load(std::memory_order_relaxed); }
 

@@ -781,6 +781,8 @@ class alignas(64) inline_table : public table_sizing {
       }
     }
     if (groups >= prepare_min_groups) prepare_at_ = capacity() / 4 * 3;
+    quiet_below_ = std::min(max_load(), prepare_at_);
+    if (striped_) bound_slack_ = static_cast<std::int64_t>(kCountStripes * (kCountBatch - 1));
   }
   inline_table(const inline_table&) = delete;
   inline_table& operator=(const inline_table&) = delete;
@@ -851,8 +853,7 @@ class alignas(64) inline_table : public table_sizing {
   // At least size(), as far as finished writes go: the estimate plus what
   // the stripes may hold back. One shared load: for the growth triggers.
   POLYMAP_ALWAYS_INLINE std::size_t size_bound() const noexcept {
-    const std::int64_t n = estimate_.load(std::memory_order_relaxed) +
-                           (striped_ ? static_cast<std::int64_t>(kCountStripes * (kCountBatch - 1)) : 0);
+    const std::int64_t n = estimate_.load(std::memory_order_relaxed) + bound_slack_;
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
   POLYMAP_ALWAYS_INLINE std::size_t dirty() const noexcept { return dirty_.load(std::memory_order_relaxed); }
@@ -900,6 +901,16 @@ class alignas(64) inline_table : public table_sizing {
   }
   // --- preparing a successor (PREPARE in concurrent_map.hpp) ---------------
   // Whether this table should have its successor allocated now.
+  // J7's check: whether an insert must take the J6 path to grow this table
+  // or prepare its successor. Reads the counters once while both are far
+  // off (needs_rebuild and prepare_due read them twice and recompute the
+  // limits: 25 instructions of a 210-instruction insert, callgrind).
+  POLYMAP_ALWAYS_INLINE bool growth_due() const noexcept {
+    // acquire: as in needs_rebuild.
+    if (prev_.load(std::memory_order_acquire) == nullptr && size_bound() + dirty() < quiet_below_) [[likely]]
+      return false;
+    return needs_rebuild() || (!pending() && prepare_due());
+  }
   POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept {
     return size_bound() + dirty() >= prepare_at_ && (!striped_ || size() + dirty() >= prepare_at_);  // as needs_rebuild
   }
@@ -1259,7 +1270,7 @@ class alignas(64) inline_table : public table_sizing {
     if (bits.overflowed(hash)) return home::slow;
     if (!e || !may_insert) return home::absent;
     const std::uint32_t avail = bits.match_empty();
-    if (!avail || needs_rebuild() || (!pending() && prepare_due())) return home::slow;  // J6 path grows or prepares
+    if (!avail || growth_due()) return home::slow;  // J6 path grows or prepares
     const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
     held.changed = true;
     slot& sl = b.slots[i];
@@ -1376,13 +1387,24 @@ class alignas(64) inline_table : public table_sizing {
   // gives each entry's hash. Precondition: this table is frozen.
   // Counted once at the end: a locked add per entry was a sixth of the
   // rebuild's inserting samples (1-thread fill of 10,000 u64 keys).
+  // Reads each slot once, with no seqlock rounds: the table is frozen, so
+  // no writer changes a group, and a J8 overwriter that saw the group open
+  // backs off once it sees the freeze; one may still hold a slot, whose
+  // words are read once its lock is free (J8). (scan's seqlock rounds and
+  // copy-out were a sixth of the rebuild's instructions, callgrind.)
   template <class HashOf>
   void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
     std::int64_t moved = 0;
-    scan([&](std::size_t, const entry& e) {
-      fresh.unprotected_insert(hash_of(e.key), e);
-      ++moved;
-    });
+    for (std::size_t g = 0; g < groups_; ++g) {
+      const block& b = blocks_[g];
+      for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1) {
+        const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
+        wait_slot_unlocked(sl);
+        const entry e = read(sl);
+        fresh.unprotected_insert(hash_of(e.key), e);
+        ++moved;
+      }
+    }
     fresh.count(moved);  // a private table
   }
 
@@ -1553,6 +1575,8 @@ class alignas(64) inline_table : public table_sizing {
   Atomic<inline_table*> next_{nullptr};
   Atomic<inline_table*> pending_{nullptr};  // a prepared successor, not yet published (PREPARE)
   std::size_t prepare_at_ = SIZE_MAX;       // size + dirty at which to prepare one
+  std::size_t quiet_below_ = 0;             // min(max_load(), prepare_at_): growth_due's fast answer below it
+  std::int64_t bound_slack_ = 0;            // size_bound's allowance for the stripes' uncounted entries
   Atomic<inline_table*> prev_{nullptr};     // the table migrating into this one (needs_rebuild); set once
   bool striped_ = false;                    // counts in stripes_ (J4); fixed at construction
   // On its own cache line: every insert and erase of an unstriped table
