@@ -886,18 +886,20 @@ struct slot_parking_traits : polymap::concurrent_map_traits {
 // here parks half-way (one of the value's two words stored: the slot holds
 // a torn value). A reader must not return the torn value, and an erase, an
 // update and a migration's move of the group must wait for the slot, then
-// see the overwrite whole. Each check fails without its J8 wait: the
-// reader returns an int made of the new string's pointer, the erase
-// retires the torn words, the update's callback runs before the overwrite
-// is done, the move copies the torn value.
+// see the overwrite whole, as must a rebuild at once (reserve), which reads
+// the frozen table without seqlock rounds (move_entries_into). Each check
+// fails without its J8 wait: the reader returns an int made of the new
+// string's pointer, the erase retires the torn words, the update's
+// callback runs before the overwrite is done, the move and the rebuild
+// copy the torn value.
 TEST(ConcurrentMapInline, SlotLockedOverwriteIsSeenWholeOrNotAtAll) {
   using map_t = polymap::concurrent_map<std::string, polymap::value, polymap::hash<std::string>,
                                         polymap::key_equal<std::string>, slot_parking_traits>;
   static_assert(map_t::inline_slots);
-  enum { reader, eraser, updater, mover };
+  enum { reader, eraser, updater, mover, rebuilder };
   const std::string k = "a key in its home group";
   const std::string fresh(40, 'b');  // a heap payload: the first word is its pointer
-  for (int op : {reader, eraser, updater, mover}) {
+  for (int op : {reader, eraser, updater, mover, rebuilder}) {
     SCOPED_TRACE(op);
     map_t m;
     for (int i = 0; i < 8; ++i) m.insert("other " + std::to_string(i), i);
@@ -930,6 +932,9 @@ TEST(ConcurrentMapInline, SlotLockedOverwriteIsSeenWholeOrNotAtAll) {
           m.debug_begin_migration();
           m.debug_move_group(0);
           break;
+        case rebuilder:  // 1,000 entries need 128 groups: a rebuild at once
+          m.reserve(1000);
+          break;
       }
       done = true;
     });
@@ -948,6 +953,10 @@ TEST(ConcurrentMapInline, SlotLockedOverwriteIsSeenWholeOrNotAtAll) {
         break;
       case mover:  // one group: the move ended the migration
         EXPECT_EQ(m.debug_migration().groups, 2u);
+        EXPECT_EQ(m.find(k), polymap::value(fresh));
+        break;
+      case rebuilder:
+        EXPECT_GE(m.stats().capacity, 1000u);
         EXPECT_EQ(m.find(k), polymap::value(fresh));
         break;
     }

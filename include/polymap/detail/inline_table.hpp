@@ -900,7 +900,6 @@ class alignas(64) inline_table : public table_sizing {
     next_.store(fresh, std::memory_order_release);
   }
   // --- preparing a successor (PREPARE in concurrent_map.hpp) ---------------
-  // Whether this table should have its successor allocated now.
   // J7's check: whether an insert must take the J6 path to grow this table
   // or prepare its successor. Reads the counters once while both are far
   // off (needs_rebuild and prepare_due read them twice and recompute the
@@ -911,6 +910,7 @@ class alignas(64) inline_table : public table_sizing {
       return false;
     return needs_rebuild() || (!pending() && prepare_due());
   }
+  // Whether this table should have its successor allocated now.
   POLYMAP_ALWAYS_INLINE bool prepare_due() const noexcept {
     return size_bound() + dirty() >= prepare_at_ && (!striped_ || size() + dirty() >= prepare_at_);  // as needs_rebuild
   }
