@@ -81,6 +81,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -415,7 +416,10 @@ class epoch_domain {
   }
   // poll() for a thread that holds g, a pin of this domain: g has the
   // thread's record, so no lookup (a write's fast path polls this way).
-  POLYMAP_ALWAYS_INLINE void poll(const guard& g) noexcept { poll_record(g.rec_); }
+  POLYMAP_ALWAYS_INLINE void poll(const guard& g) noexcept {
+    assert(g.dom_ == this && g.rec_ != nullptr);
+    poll_record(g.rec_);
+  }
 
  private:
   POLYMAP_ALWAYS_INLINE void poll_record(record* r) noexcept {

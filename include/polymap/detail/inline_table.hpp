@@ -955,8 +955,9 @@ class alignas(64) inline_table : public table_sizing {
   }
   // Freezes group g; true if this call froze it (the caller then copies it).
   bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
-  // The entries of a group this thread claimed (frozen: they no longer
-  // change; the claim's acquire CAS made the last writer's stores visible).
+  // The entries of a group this thread claimed or froze (they no longer
+  // change; the claim's or freeze's acquire CAS made the last writer's
+  // stores visible).
   std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
     const block& b = blocks_[g];
     std::size_t n = 0;
@@ -1384,26 +1385,19 @@ class alignas(64) inline_table : public table_sizing {
   }
 
   // Moves every entry into fresh (private, large enough); hash_of(key word)
-  // gives each entry's hash. Precondition: this table is frozen.
-  // Counted once at the end: a locked add per entry was a sixth of the
-  // rebuild's inserting samples (1-thread fill of 10,000 u64 keys).
-  // Reads each slot once, with no seqlock rounds: the table is frozen, so
-  // no writer changes a group, and a J8 overwriter that saw the group open
-  // backs off once it sees the freeze; one may still hold a slot, whose
-  // words are read once its lock is free (J8). (scan's seqlock rounds and
-  // copy-out were a sixth of the rebuild's instructions, callgrind.)
+  // gives each entry's hash. Precondition: this table is frozen. Each
+  // group is read as a mover reads a claimed one (claimed_entries: no
+  // seqlock rounds, J8's wait), and fresh is counted once at the end
+  // (scan's rounds and a locked add per entry were a third of the
+  // rebuild's cost: perf and callgrind, session 23).
   template <class HashOf>
   void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
+    entry buf[kGroupSlots];
     std::int64_t moved = 0;
     for (std::size_t g = 0; g < groups_; ++g) {
-      const block& b = blocks_[g];
-      for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1) {
-        const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
-        wait_slot_unlocked(sl);
-        const entry e = read(sl);
-        fresh.unprotected_insert(hash_of(e.key), e);
-        ++moved;
-      }
+      const std::size_t n = claimed_entries(g, buf);
+      for (std::size_t i = 0; i < n; ++i) fresh.unprotected_insert(hash_of(buf[i].key), buf[i]);
+      moved += static_cast<std::int64_t>(n);
     }
     fresh.count(moved);  // a private table
   }
