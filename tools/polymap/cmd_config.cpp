@@ -176,9 +176,6 @@ void run_watch(const config_args& a) {
     throw CLI::RuntimeError(1);
   }
   std::mutex out_mutex;  // Protects: stdout lines from the watcher thread.
-  fmt::print("watching {} (schema: {}); version {} with {} keys\n", fmt::join(store->source_names(), " + "),
-             schema_name(a), store->version(), store->snapshot().size());
-  std::fflush(stdout);
   store->subscribe_all([&](const cfg::change& c) {
     std::lock_guard g(out_mutex);
     fmt::print("  {}: {} -> {}\n", c.key, c.old_value ? c.old_value->to_string() : "(absent)",
@@ -194,6 +191,14 @@ void run_watch(const config_args& a) {
       fmt::print("rejected: {} (version {} stays in force)\n", ev.error, ev.version);
     std::fflush(stdout);
   });
+  // Printed once the callbacks are in place: a change made after this line is
+  // always reported (printed first, a reload in between was missed).
+  {
+    std::lock_guard g(out_mutex);
+    fmt::print("watching {} (schema: {}); version {} with {} keys\n", fmt::join(store->source_names(), " + "),
+               schema_name(a), store->version(), store->snapshot().size());
+    std::fflush(stdout);
+  }
   // Runs until --seconds pass (0: until interrupted).
   std::condition_variable never;
   std::mutex m;

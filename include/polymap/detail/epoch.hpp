@@ -134,13 +134,6 @@ class asymmetric_fence {
     static const bool on = init();
     return on;
   }
-  // The reader's side.
-  POLYMAP_ALWAYS_INLINE static void light() noexcept {
-    if (enabled())
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-    else
-      full_fence();
-  }
   // The reclaimer's side.
   static void heavy() noexcept {
 #if defined(__linux__) && !defined(POLYMAP_TSAN)
@@ -161,6 +154,9 @@ class asymmetric_fence {
   }
 };
 
+template <class T>
+union never_destroyed;
+
 class epoch_domain {
   struct retired {
     void* ptr;
@@ -177,10 +173,13 @@ class epoch_domain {
     // steady_clock nanoseconds of the owner's last collect() (or of its claim).
     // Written by the owner, read by other collectors as a hint: see free_ready.
     std::atomic<std::int64_t> collected_ns{0};
-    record* next = nullptr;        // immutable once the record is published
-    unsigned nest = 0;             // owner only
-    unsigned polls = 0;            // owner only: poll() calls, see poll()
-    bool reclaim_due = false;      // owner only: retire() asked for a collection while pinned
+    record* next = nullptr;    // immutable once the record is published
+    unsigned nest = 0;         // owner only
+    unsigned polls = 0;        // owner only: poll() calls, see poll()
+    bool reclaim_due = false;  // owner only: retire() asked for a collection while pinned
+    // Owner only: asymmetric_fence::enabled(), copied at claim so that pin()
+    // reads it from the line it writes anyway, not through a static's guard.
+    bool light_fence = false;
     std::uint64_t scanned_at = 0;  // owner only: the epoch of this thread's last collection
     std::mutex bag_mutex;          // Protects: bag. Owner and collectors.
     std::vector<retired> bag;
@@ -242,13 +241,13 @@ class epoch_domain {
  public:
   static constexpr std::size_t kCollectEvery = 64;
 
-  epoch_domain() : state_(std::make_shared<state>()) {}
+  epoch_domain() : owner_(std::make_shared<state>()), st_(owner_.get()) {}
 
   // Frees everything still retired. Precondition: no other thread uses the
   // domain any more (as for any object being destroyed). Records stay with
   // the shared state until the threads that used them exit.
   ~epoch_domain() {
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next) {
       std::vector<retired> bag;
       {
         std::lock_guard lock(r->bag_mutex);
@@ -258,10 +257,10 @@ class epoch_domain {
       }
       for (auto& x : bag) x.reclaim(x.ptr);
     }
-    if (cache_.s == state_.get()) cache_ = tls_cache{nullptr, nullptr};
+    if (cache_.s == st_) cache_ = tls_cache{nullptr, nullptr};
     auto& entries = tls().entries;
     for (auto it = entries.begin(); it != entries.end(); ++it) {
-      if (it->owner == state_) {
+      if (it->owner.get() == st_) {
         it->rec->claimed.store(false, std::memory_order_release);  // release: as in ~thread_records
         entries.erase(it);
         break;
@@ -273,10 +272,7 @@ class epoch_domain {
 
   // The process-wide domain. Never destroyed, so threads that outlive main's
   // statics can still unpin safely; what is pending at exit stays reachable.
-  [[gnu::always_inline]] static epoch_domain& global() {
-    static epoch_domain* d = new epoch_domain;
-    return *d;
-  }
+  [[gnu::always_inline]] static epoch_domain& global() noexcept;
 
   class guard {
    public:
@@ -325,11 +321,15 @@ class epoch_domain {
     record* r = local();
     if (r->nest++ == 0) {
       // relaxed: a stale epoch is safe (it only holds G back, invariant 1).
-      const std::uint64_t e = state_->global.load(std::memory_order_relaxed);
+      const std::uint64_t e = st_->global.load(std::memory_order_relaxed);
       // release: as in unpin, carries the previous section's accesses.
       r->announce.store(e, std::memory_order_release);
-      // Store-buffer pairing with try_advance's heavy fence (VISIBILITY).
-      asymmetric_fence::light();
+      // Store-buffer pairing with try_advance's heavy fence (VISIBILITY): the
+      // reader's side of asymmetric_fence, enabled() read from the record.
+      if (r->light_fence)
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      else
+        full_fence();
     }
     return guard(this, r);
   }
@@ -354,11 +354,11 @@ class epoch_domain {
     if (asymmetric_fence::enabled()) {
       // acquire: as below; the +1 stands in for the fence (membarrier in
       // every advance bounds how stale this load can be to one epoch).
-      tag = state_->global.load(std::memory_order_acquire) + 1;
+      tag = st_->global.load(std::memory_order_acquire) + 1;
     } else {
       // seq_cst fence: orders the caller's unlink before reading the tag epoch.
       full_fence();
-      tag = state_->global.load(std::memory_order_acquire);
+      tag = st_->global.load(std::memory_order_acquire);
     }
     std::size_t n;
     {
@@ -447,7 +447,7 @@ class epoch_domain {
   std::size_t try_reclaim() {
     try_advance();
     // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
-    return free_ready(state_->global.load(std::memory_order_acquire));
+    return free_ready(st_->global.load(std::memory_order_acquire));
   }
 
   // At most one advance attempt per this interval, process-wide per domain.
@@ -490,23 +490,22 @@ class epoch_domain {
       // nothing, since no free depends on it (the bag mutex and the tags do).
       r->collected_ns.store(now, std::memory_order_relaxed);
       // relaxed: a throttle; the CAS only elects one attempt per interval.
-      std::int64_t next = state_->next_advance.load(std::memory_order_relaxed);
+      std::int64_t next = st_->next_advance.load(std::memory_order_relaxed);
       // The winner holds the next slot at the longest interval while its
       // attempt runs (a membarrier can outlast kAdvanceIntervalNs in a VM,
       // and a second caller then spins on the kernel's membarrier mutex),
       // then sets it from the attempt's cost.
       if (now >= next &&
-          state_->next_advance.compare_exchange_strong(next, now + kMaxAdvanceIntervalNs, std::memory_order_relaxed)) {
+          st_->next_advance.compare_exchange_strong(next, now + kMaxAdvanceIntervalNs, std::memory_order_relaxed)) {
         try_advance();
         const std::int64_t cost = now_ns() - now;
         // relaxed: a throttle, as above; no other thread writes it before
         // now + kMaxAdvanceIntervalNs.
-        state_->next_advance.store(
-            now + std::clamp(kAdvanceCostRatio * cost, kAdvanceIntervalNs, kMaxAdvanceIntervalNs),
-            std::memory_order_relaxed);
+        st_->next_advance.store(now + std::clamp(kAdvanceCostRatio * cost, kAdvanceIntervalNs, kMaxAdvanceIntervalNs),
+                                std::memory_order_relaxed);
       }
       // acquire: pairs with the advancing CAS (HAPPENS-BEFORE above).
-      const std::uint64_t g = state_->global.load(std::memory_order_acquire);
+      const std::uint64_t g = st_->global.load(std::memory_order_acquire);
       if (g == r->scanned_at) return;  // nothing became free since this thread last looked
       r->scanned_at = g;
       // This thread's bag, those of exited threads, and those of live threads
@@ -532,7 +531,7 @@ class epoch_domain {
       std::size_t count, bytes;
     };
     std::vector<take> taken;  // per record: how many of ready, and their bytes
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next) {
       if (own && r != own) {
         // relaxed, all three: hints, paired with nothing; the bag itself is
         // read under its mutex. A stale value only changes who frees (or
@@ -578,7 +577,7 @@ class epoch_domain {
   // Objects retired and not yet freed, summed over the records.
   std::size_t pending() const {
     std::size_t n = 0;
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next)
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next)
       n += r->held.load(std::memory_order_relaxed);  // relaxed: a statistic
     return n;
   }
@@ -586,29 +585,29 @@ class epoch_domain {
   // objects retired with bytes = 0 count nothing).
   std::size_t pending_bytes() const {
     std::size_t n = 0;
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next)
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next)
       n += r->held_bytes.load(std::memory_order_relaxed);  // relaxed: a statistic
     return n;
   }
-  std::uint64_t epoch() const { return state_->global.load(std::memory_order_relaxed); }
+  std::uint64_t epoch() const { return st_->global.load(std::memory_order_relaxed); }
 
  private:
   bool try_advance() {
     // Store-buffer pairing with pin's light fence (VISIBILITY above).
     asymmetric_fence::heavy();
-    std::uint64_t g = state_->global.load(std::memory_order_acquire);
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+    std::uint64_t g = st_->global.load(std::memory_order_acquire);
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next) {
       // acquire: pairs with the release stores in pin/unpin.
       const std::uint64_t a = r->announce.load(std::memory_order_acquire);
       if (a != 0 && a != g) return false;
     }
-    return state_->global.compare_exchange_strong(g, g + 1, std::memory_order_acq_rel);
+    return st_->global.compare_exchange_strong(g, g + 1, std::memory_order_acq_rel);
   }
 
   // The calling thread's record in this domain (claimed on first use).
   [[gnu::always_inline]] record* local() {
     const tls_cache c = cache_;
-    if (c.s == state_.get()) [[likely]]
+    if (c.s == st_) [[likely]]
       return c.r;
     return local_slow();
   }
@@ -617,28 +616,30 @@ class epoch_domain {
     auto& t = tls();
     record* r = nullptr;
     for (auto& e : t.entries) {
-      if (e.owner.get() == state_.get()) r = e.rec;
+      if (e.owner.get() == st_) r = e.rec;
     }
     if (!r) {
       r = claim();
       try {
-        t.entries.push_back({state_, r});
+        // The global domain's state is static (owner_ empty): a non-owning pointer.
+        t.entries.push_back({owner_ ? owner_ : std::shared_ptr<state>(std::shared_ptr<state>(), st_), r});
       } catch (...) {
         r->claimed.store(false, std::memory_order_release);  // release: as in ~thread_records
         throw;
       }
     }
-    cache_ = tls_cache{state_.get(), r};
+    cache_ = tls_cache{st_, r};
     return r;
   }
 
   record* claim() {
-    for (record* r = state_->head.load(std::memory_order_acquire); r; r = r->next) {
+    for (record* r = st_->head.load(std::memory_order_acquire); r; r = r->next) {
       bool expected = false;
       // acquire: pairs with the release store in ~thread_records.
       if (r->claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
         // relaxed: a hint, as in collect(); the new owner counts as fresh.
         r->collected_ns.store(now_ns(), std::memory_order_relaxed);
+        r->light_fence = asymmetric_fence::enabled();
         return r;
       }
     }
@@ -646,11 +647,12 @@ class epoch_domain {
     r->bag.reserve(kCollectEvery);                               // spare capacity: retire() must not allocate
     r->claimed.store(true, std::memory_order_relaxed);           // relaxed: not yet published
     r->collected_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: not yet published
-    record* head = state_->head.load(std::memory_order_relaxed);
+    r->light_fence = asymmetric_fence::enabled();
+    record* head = st_->head.load(std::memory_order_relaxed);
     do {
       r->next = head;
       // release: publishes the record's fields to readers of head (acquire).
-    } while (!state_->head.compare_exchange_weak(head, r.get(), std::memory_order_release, std::memory_order_relaxed));
+    } while (!st_->head.compare_exchange_weak(head, r.get(), std::memory_order_release, std::memory_order_relaxed));
     return r.release();
   }
 
@@ -659,8 +661,33 @@ class epoch_domain {
         .count();
   }
 
-  std::shared_ptr<state> state_;
+  // global()'s domain, on a state in static storage.
+  template <class T>
+  friend union never_destroyed;
+  constexpr explicit epoch_domain(state* s) noexcept : st_(s) {}
+  static never_destroyed<state> global_state_;
+  static never_destroyed<epoch_domain> global_;
+
+  std::shared_ptr<state> owner_;  // empty for global(), whose state is never freed
+  state* st_;                     // owner_.get(), or global()'s static state
   std::atomic<std::size_t> leaked_{0};
 };
+
+// global()'s storage: constant-initialized (no init guard on the pin path,
+// and no order-of-initialization hazard for maps that other statics'
+// constructors build) and never destroyed, so threads that outlive main's
+// statics can still unpin safely.
+template <class T>
+union never_destroyed {
+  T v;
+  template <class... A>
+  constexpr explicit never_destroyed(A&&... a) : v(std::forward<A>(a)...) {}
+  ~never_destroyed() {}
+};
+inline constinit never_destroyed<epoch_domain::state> epoch_domain::global_state_{};
+inline constinit never_destroyed<epoch_domain> epoch_domain::global_{&global_state_.v};
+inline epoch_domain& epoch_domain::global() noexcept {
+  return global_.v;
+}
 
 }  // namespace polymap::detail

@@ -4,7 +4,7 @@
 // Why: GCC's -O2 inliner stops inlining once a translation unit has grown
 // past its unit-growth budget. In the benchmark driver (one large TU with
 // every peer instantiated) it left version_lock::lock, inline_table::read,
-// group_meta::load, asymmetric_fence::light and concurrent_map_traits::domain
+// group_meta::load, the pin's fence and concurrent_map_traits::domain
 // as calls on every write (perf, session 6), where a small test program
 // inlined all of them. A user's service TU is as large, so the hot helpers
 // are forced inline rather than left to the budget.
