@@ -167,6 +167,9 @@ void run_watch(const config_args& a) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   if (a.seconds <= 0) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Declared before the store: ~config_store waits for a callback in flight,
+  // which takes this mutex, so the mutex must outlive the store.
+  std::mutex out_mutex;  // Protects: stdout lines from the watcher thread.
   std::unique_ptr<cfg::config_store> store;
   try {
     store =
@@ -175,12 +178,6 @@ void run_watch(const config_args& a) {
     fmt::print(stderr, "polymap config watch: rejected: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }
-  std::mutex out_mutex;  // Protects: stdout lines from the watcher thread.
-  store->subscribe_all([&](const cfg::change& c) {
-    std::lock_guard g(out_mutex);
-    fmt::print("  {}: {} -> {}\n", c.key, c.old_value ? c.old_value->to_string() : "(absent)",
-               c.new_value ? c.new_value->to_string() : "(absent)");
-  });
   store->on_reload([&](const cfg::reload_event& ev) {
     std::lock_guard g(out_mutex);
     if (ev.accepted && ev.changed_keys.empty())
@@ -191,12 +188,20 @@ void run_watch(const config_args& a) {
       fmt::print("rejected: {} (version {} stays in force)\n", ev.error, ev.version);
     std::fflush(stdout);
   });
-  // Printed once the callbacks are in place: a change made after this line is
-  // always reported (printed first, a reload in between was missed).
+  store->subscribe_all([&](const cfg::change& c) {
+    std::lock_guard g(out_mutex);
+    fmt::print("  {}: {} -> {}\n", c.key, c.old_value ? c.old_value->to_string() : "(absent)",
+               c.new_value ? c.new_value->to_string() : "(absent)");
+  });
+  // Printed once the callbacks are in place, so a change made after this line
+  // is always reported (printed first, a reload in between was lost). A
+  // reload between the registrations and this line prints before it;
+  // on_reload goes first, so a reload's change lines always get its verdict.
   {
     std::lock_guard g(out_mutex);
+    const auto snap = store->snapshot();  // version and size of one version
     fmt::print("watching {} (schema: {}); version {} with {} keys\n", fmt::join(store->source_names(), " + "),
-               schema_name(a), store->version(), store->snapshot().size());
+               schema_name(a), snap.version(), snap.size());
     std::fflush(stdout);
   }
   // Runs until --seconds pass (0: until interrupted).

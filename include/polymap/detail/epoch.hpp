@@ -224,9 +224,9 @@ class epoch_domain {
   // compare instead of a scan of `entries`. Trivially destructible and
   // constant-initialized, so reading it needs no TLS init guard. It may name a
   // state only while this thread holds an entry for it (that entry's
-  // shared_ptr keeps the state, hence the address, alive), so a hit can never
-  // be a reused address: ~epoch_domain and ~thread_records clear it when they
-  // drop the entry.
+  // shared_ptr keeps the state, hence the address, alive; global()'s state is
+  // static and never freed), so a hit can never be a reused address:
+  // ~epoch_domain and ~thread_records clear it when they drop the entry.
   struct tls_cache {
     const state* s;
     record* r;
@@ -270,7 +270,7 @@ class epoch_domain {
   epoch_domain(const epoch_domain&) = delete;
   epoch_domain& operator=(const epoch_domain&) = delete;
 
-  // The process-wide domain. Never destroyed, so threads that outlive main's
+  // The process-wide domain. Never torn down, so threads that outlive main's
   // statics can still unpin safely; what is pending at exit stays reachable.
   [[gnu::always_inline]] static epoch_domain& global() noexcept;
 
@@ -675,8 +675,9 @@ class epoch_domain {
 
 // global()'s storage: constant-initialized (no init guard on the pin path,
 // and no order-of-initialization hazard for maps that other statics'
-// constructors build) and never destroyed, so threads that outlive main's
-// statics can still unpin safely.
+// constructors build) and never torn down: the union's destructor is empty
+// (registered at exit, it does nothing), so threads that outlive main's
+// statics can still unpin safely, as with libstdc++'s own constant_init.
 template <class T>
 union never_destroyed {
   T v;

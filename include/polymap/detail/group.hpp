@@ -34,6 +34,7 @@
 
 #include <atomic>
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -150,14 +151,24 @@ struct alignas(16) group_meta {
   }
   // Precondition: the group's lock is held (or the table is private).
   POLYMAP_ALWAYS_INLINE void set_tag(std::size_t i, std::uint8_t t) noexcept {
-    auto& w = i < 8 ? lo : hi;
-    const unsigned shift = static_cast<unsigned>(8 * (i < 8 ? i : i - 8));
+    auto& w = (i & 8) ? hi : lo;  // i < 16
+    const unsigned shift = static_cast<unsigned>(8 * (i & 7));
     // relaxed: only the lock holder writes this word, so it reads its own last store.
     std::uint64_t x = w.load(std::memory_order_relaxed);
     x = (x & ~(std::uint64_t{0xFF} << shift)) | (std::uint64_t{t} << shift);
     // release: pairs with the acquire loads in load(); publishes the slot
     // pointer stored just before (insert) or orders the tag clear first (erase).
     w.store(x, std::memory_order_release);
+  }
+  // set_tag for a slot whose tag is empty (0, as match_empty found it): an
+  // insert's tag needs no mask.
+  POLYMAP_ALWAYS_INLINE void fill_tag(std::size_t i, std::uint8_t t) noexcept {
+    auto& w = (i & 8) ? hi : lo;
+    // relaxed: as in set_tag.
+    const std::uint64_t x = w.load(std::memory_order_relaxed);
+    assert(((x >> (8 * (i & 7))) & 0xFF) == 0);
+    // release: as in set_tag (publishes the slot's words stored before).
+    w.store(x | (std::uint64_t{t} << (8 * (i & 7))), std::memory_order_release);
   }
   // Precondition: the group's lock is held (or the table is private).
   POLYMAP_ALWAYS_INLINE void set_overflow(std::size_t hash) noexcept {

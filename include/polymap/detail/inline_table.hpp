@@ -959,14 +959,18 @@ class alignas(64) inline_table : public table_sizing {
   // change; the claim's or freeze's acquire CAS made the last writer's
   // stores visible).
   std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
-    const block& b = blocks_[g];
     std::size_t n = 0;
+    for_each_claimed(g, [&](const entry& e) { out[n++] = e; });
+    return n;
+  }
+  template <class F>
+  POLYMAP_ALWAYS_INLINE void for_each_claimed(std::size_t g, F&& f) const noexcept {
+    const block& b = blocks_[g];
     for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1) {
       const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
       wait_slot_unlocked(sl);  // J8: an overwriter that locked it before the freeze
-      out[n++] = read(sl);
+      f(read(sl));
     }
-    return n;
   }
   // A migration's copy of one group's n entries (their keys absent here,
   // room guaranteed: needs_rebuild counts them), not counted in size():
@@ -991,7 +995,7 @@ class alignas(64) inline_table : public table_sizing {
         const std::size_t slot = static_cast<std::size_t>(std::countr_zero(avail));
         avail &= avail - 1;
         write(b.slots[slot], es[j]);
-        b.meta.set_tag(slot, tag_of(hashes[j]));  // J1: words, then tag
+        b.meta.fill_tag(slot, tag_of(hashes[j]));  // J1: words, then tag
         done[j] = true;
       }
       b.lock.unlock();
@@ -1188,8 +1192,8 @@ class alignas(64) inline_table : public table_sizing {
       if (const std::uint32_t avail = b.meta.load().match_empty()) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
         write(b.slots[i], e);
-        b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
-        b.lock.unlock();                  // bumps the version: readers retry
+        b.meta.fill_tag(i, tag_of(hash));  // J1: words, then tag
+        b.lock.unlock();                   // bumps the version: readers retry
         return status::done;
       }
       b.meta.set_overflow(hash);  // J3
@@ -1282,7 +1286,7 @@ class alignas(64) inline_table : public table_sizing {
     // thread goes on (no other thread can tell: J9).
     count(1);
     write(sl, *e);
-    b.meta.set_tag(i, tag_of(hash));  // J1: words, then tag
+    b.meta.fill_tag(i, tag_of(hash));  // J1: words, then tag
     return home::inserted;
   }
 
@@ -1386,19 +1390,18 @@ class alignas(64) inline_table : public table_sizing {
 
   // Moves every entry into fresh (private, large enough); hash_of(key word)
   // gives each entry's hash. Precondition: this table is frozen. Each
-  // group is read as a mover reads a claimed one (claimed_entries: no
-  // seqlock rounds, J8's wait), and fresh is counted once at the end
-  // (scan's rounds and a locked add per entry were a third of the
-  // rebuild's cost: perf and callgrind, session 23).
+  // group is read as a mover reads a claimed one (for_each_claimed: no
+  // seqlock rounds, J8's wait), each entry goes straight into fresh (no
+  // copy-out buffer), and fresh is counted once at the end (scan's rounds
+  // and a locked add per entry were a third of the rebuild's cost).
   template <class HashOf>
   void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
-    entry buf[kGroupSlots];
     std::int64_t moved = 0;
-    for (std::size_t g = 0; g < groups_; ++g) {
-      const std::size_t n = claimed_entries(g, buf);
-      for (std::size_t i = 0; i < n; ++i) fresh.unprotected_insert(hash_of(buf[i].key), buf[i]);
-      moved += static_cast<std::int64_t>(n);
-    }
+    for (std::size_t g = 0; g < groups_; ++g)
+      for_each_claimed(g, [&](const entry& e) {
+        fresh.unprotected_insert(hash_of(e.key), e);
+        ++moved;
+      });
     fresh.count(moved);  // a private table
   }
 
@@ -1411,7 +1414,7 @@ class alignas(64) inline_table : public table_sizing {
       if (const std::uint32_t avail = b.meta.load().match_empty()) {
         const std::size_t i = static_cast<std::size_t>(std::countr_zero(avail));
         write(b.slots[i], e);
-        b.meta.set_tag(i, tag_of(hash));
+        b.meta.fill_tag(i, tag_of(hash));
         return;
       }
       b.meta.set_overflow(hash);
