@@ -151,11 +151,10 @@ struct alignas(16) group_meta {
   }
   // Precondition: the group's lock is held (or the table is private).
   POLYMAP_ALWAYS_INLINE void set_tag(std::size_t i, std::uint8_t t) noexcept {
-    auto& w = (i & 8) ? hi : lo;  // i < 16
-    const unsigned shift = static_cast<unsigned>(8 * (i & 7));
+    auto& w = tag_word(i);
     // relaxed: only the lock holder writes this word, so it reads its own last store.
     std::uint64_t x = w.load(std::memory_order_relaxed);
-    x = (x & ~(std::uint64_t{0xFF} << shift)) | (std::uint64_t{t} << shift);
+    x = (x & ~(std::uint64_t{0xFF} << tag_shift(i))) | (std::uint64_t{t} << tag_shift(i));
     // release: pairs with the acquire loads in load(); publishes the slot
     // pointer stored just before (insert) or orders the tag clear first (erase).
     w.store(x, std::memory_order_release);
@@ -163,13 +162,16 @@ struct alignas(16) group_meta {
   // set_tag for a slot whose tag is empty (0, as match_empty found it): an
   // insert's tag needs no mask.
   POLYMAP_ALWAYS_INLINE void fill_tag(std::size_t i, std::uint8_t t) noexcept {
-    auto& w = (i & 8) ? hi : lo;
+    auto& w = tag_word(i);
     // relaxed: as in set_tag.
     const std::uint64_t x = w.load(std::memory_order_relaxed);
-    assert(((x >> (8 * (i & 7))) & 0xFF) == 0);
+    assert(((x >> tag_shift(i)) & 0xFF) == 0);
     // release: as in set_tag (publishes the slot's words stored before).
-    w.store(x | (std::uint64_t{t} << (8 * (i & 7))), std::memory_order_release);
+    w.store(x | (std::uint64_t{t} << tag_shift(i)), std::memory_order_release);
   }
+  // Slot i's tag byte (i < 16): byte i & 7 of lo (i < 8) or hi.
+  POLYMAP_ALWAYS_INLINE Atomic<std::uint64_t>& tag_word(std::size_t i) noexcept { return (i & 8) ? hi : lo; }
+  static constexpr unsigned tag_shift(std::size_t i) noexcept { return static_cast<unsigned>(8 * (i & 7)); }
   // Precondition: the group's lock is held (or the table is private).
   POLYMAP_ALWAYS_INLINE void set_overflow(std::size_t hash) noexcept {
     const std::uint64_t bit = std::uint64_t{overflow_bit_of(hash)} << 56;
