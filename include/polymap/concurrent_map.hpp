@@ -620,14 +620,15 @@ class concurrent_map_core {
       return;
     }
     table* next = t->next();
-    typename table::entry buf[kGroupSlots];
-    const std::size_t n = t->claimed_entries(g, buf);
+    const typename table::claimed_slot* from[kGroupSlots];
+    const std::size_t n = t->claimed_slots(g, from);
     std::size_t hashes[kGroupSlots];
-    for (std::size_t i = 0; i < n; ++i) hashes[i] = static_cast<const Derived*>(this)->hash_of_word(buf[i].key);
+    for (std::size_t i = 0; i < n; ++i)
+      hashes[i] = static_cast<const Derived*>(this)->hash_of_word(table::claimed_key(from[i]));
     // The keys are absent from next (their writes go there only once this
     // group is moved, W1), next has room for them (needs_rebuild counts t's
     // entries), and next does not migrate before t is done.
-    if (!next->insert_copies(hashes, buf, n, lock_waits_)) [[unlikely]]
+    if (!next->insert_copies(hashes, from, n, lock_waits_)) [[unlikely]]
       migration_failed();
     next->add_copied(n);
     if (t->finish_group(g, n)) {

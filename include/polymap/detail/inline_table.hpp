@@ -691,6 +691,8 @@ inline void* map_table(std::size_t n, bool populate) {
 template <class KeyPolicy, class V, template <class> class Atomic, class GroupLock, class KeyLock,
           bool SlotLocks = KeyPolicy::kHashed>
 class alignas(64) inline_table : public table_sizing {
+  struct slot;  // defined with the block layout below
+
  public:
   using key_codec = KeyPolicy;
   // Whether each slot has its own lock word for value-only overwrites (J8).
@@ -955,54 +957,72 @@ class alignas(64) inline_table : public table_sizing {
   }
   // Freezes group g; true if this call froze it (the caller then copies it).
   bool claim_group(std::size_t g) noexcept { return blocks_[g].lock.freeze_claim(); }
-  // The entries of a group this thread claimed or froze (they no longer
-  // change; the claim's or freeze's acquire CAS made the last writer's
-  // stores visible).
-  std::size_t claimed_entries(std::size_t g, entry* out) const noexcept {
-    std::size_t n = 0;
-    for_each_claimed(g, [&](const entry& e) { out[n++] = e; });
-    return n;
-  }
+  // Calls f(slot) for each full slot of a group this thread claimed or
+  // froze; they no longer change (the claim's or freeze's acquire CAS made
+  // the last writer's stores visible).
   template <class F>
   POLYMAP_ALWAYS_INLINE void for_each_claimed(std::size_t g, F&& f) const noexcept {
     const block& b = blocks_[g];
     for (std::uint32_t m = b.meta.load().match_full(); m; m &= m - 1) {
       const slot& sl = b.slots[static_cast<std::size_t>(std::countr_zero(m))];
       wait_slot_unlocked(sl);  // J8: an overwriter that locked it before the freeze
-      f(read(sl));
+      f(sl);
     }
   }
-  // A migration's copy of one group's n entries (their keys absent here,
+  // for_each_claimed's slots, in out; returns their count.
+  std::size_t claimed_slots(std::size_t g, const slot** out) const noexcept {
+    std::size_t n = 0;
+    for_each_claimed(g, [&](const slot& sl) { out[n++] = &sl; });
+    return n;
+  }
+  // The key word of a slot returned by claimed_slots.
+  static key_word claimed_key(const slot* s) noexcept { return load_key(*s, std::memory_order_acquire); }
+  // A migration's copy of one group's n entries, from the claimed slots of
+  // the previous table straight into this one (their keys absent here,
   // room guaranteed: needs_rebuild counts them), not counted in size():
   // entries that share a home group are stored under one hold of its lock
   // (for a doubling, a group's entries have two homes here); an entry
-  // whose home group is full goes on as insert_uncounted. The same slots
-  // as n single inserts in this order. False if a group was frozen.
+  // whose home group is full goes on as insert_uncounted, after the rest of
+  // its home's entries. False if a group was frozen. from's slots cannot
+  // change meanwhile: their group is frozen, and claimed_slots waited out
+  // any J8 overwriter (one that locks a slot later sees the version changed
+  // and backs off having written nothing).
   template <class Counter>
-  bool insert_copies(const std::size_t* hashes, const entry* es, std::size_t n, Counter& waits) {
-    // The home groups' first lines, fetched writable together: the lock
-    // CAS below waits for its line's miss, and serializes the next one.
-    for (std::size_t i = 0; i < n; ++i) prefetch_for_write(&blocks_[hashes[i] & mask_]);
-    bool done[kGroupSlots] = {};
+  bool insert_copies(const std::size_t* hashes, const slot* const* from, std::size_t n, Counter& waits) {
+    // One pass sorts the entries by home group (a bit set per home, homes in
+    // order of first appearance: for a doubling, two): the copy then walks
+    // each home's members once instead of rescanning all n per home.
+    std::size_t homes[kGroupSlots];
+    std::uint32_t members[kGroupSlots];
+    std::size_t d = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      if (done[i]) continue;
       const std::size_t g = hashes[i] & mask_;
-      block& b = blocks_[g];
+      std::size_t k = 0;
+      while (k < d && homes[k] != g) ++k;
+      if (k == d) {
+        homes[d++] = g;
+        members[k] = 0;
+        // The home groups' first lines, fetched writable together: the lock
+        // CAS below waits for its line's miss, and serializes the next one.
+        prefetch_for_write(&blocks_[g]);
+      }
+      members[k] |= std::uint32_t{1} << i;
+    }
+    for (std::size_t k = 0; k < d; ++k) {
+      block& b = blocks_[homes[k]];
       if (b.lock.lock(waits) == GroupLock::acquired::frozen) return false;
       std::uint32_t avail = b.meta.load().match_empty();
-      for (std::size_t j = i; j < n && avail; ++j) {
-        if (done[j] || (hashes[j] & mask_) != g) continue;
+      std::uint32_t m = members[k];
+      for (; m && avail; m &= m - 1, avail &= avail - 1) {
+        const std::size_t j = static_cast<std::size_t>(std::countr_zero(m));
         const std::size_t slot = static_cast<std::size_t>(std::countr_zero(avail));
-        avail &= avail - 1;
-        write(b.slots[slot], es[j]);
+        write(b.slots[slot], read(*from[j]));
         b.meta.fill_tag(slot, tag_of(hashes[j]));  // J1: words, then tag
-        done[j] = true;
       }
       b.lock.unlock();
-      for (std::size_t j = i; j < n; ++j) {  // those whose home group was full
-        if (done[j] || (hashes[j] & mask_) != g) continue;
-        if (insert_uncounted(hashes[j], es[j], waits) != status::done) return false;
-        done[j] = true;
+      for (; m; m &= m - 1) {  // those whose home group was full
+        const std::size_t j = static_cast<std::size_t>(std::countr_zero(m));
+        if (insert_uncounted(hashes[j], read(*from[j]), waits) != status::done) return false;
       }
     }
     return true;
@@ -1398,7 +1418,8 @@ class alignas(64) inline_table : public table_sizing {
   void move_entries_into(inline_table& fresh, HashOf&& hash_of) const {
     std::int64_t moved = 0;
     for (std::size_t g = 0; g < groups_; ++g)
-      for_each_claimed(g, [&](const entry& e) {
+      for_each_claimed(g, [&](const slot& sl) {
+        const entry e = read(sl);
         fresh.unprotected_insert(hash_of(e.key), e);
         ++moved;
       });
@@ -1472,6 +1493,11 @@ class alignas(64) inline_table : public table_sizing {
     Atomic<std::uint64_t> value[kValueWords] = {};
     [[no_unique_address]] slot_lock_word ver{};
   };
+
+ public:
+  using claimed_slot = slot;  // claimed_slots' entries, for a migration's mover
+
+ private:
   struct alignas(64) block {  // all-zero bytes: an empty, unlocked group (the mmap'd tables rely on it)
     group_meta<Atomic> meta;
     GroupLock lock;    // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
