@@ -694,6 +694,7 @@ class alignas(64) inline_table : public table_sizing {
   struct slot;  // defined with the block layout below
 
  public:
+  using claimed_slot = slot;  // claimed_slots' entries, for a migration's mover
   using key_codec = KeyPolicy;
   // Whether each slot has its own lock word for value-only overwrites (J8).
   static constexpr bool kSlotLocks = SlotLocks;
@@ -1493,11 +1494,6 @@ class alignas(64) inline_table : public table_sizing {
     Atomic<std::uint64_t> value[kValueWords] = {};
     [[no_unique_address]] slot_lock_word ver{};
   };
-
- public:
-  using claimed_slot = slot;  // claimed_slots' entries, for a migration's mover
-
- private:
   struct alignas(64) block {  // all-zero bytes: an empty, unlocked group (the mmap'd tables rely on it)
     group_meta<Atomic> meta;
     GroupLock lock;    // Protects: meta and the 15 slots (J1); the seqlock readers validate against.
