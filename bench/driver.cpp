@@ -326,7 +326,12 @@ machine_info detect_machine() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   mi.date = buf;
+  mi.probe_start = probe_host();
   return mi;
+}
+
+void finish_machine(machine_info& m) {
+  m.probe_end = probe_host();
 }
 
 std::string read_loadavg() {
@@ -568,6 +573,7 @@ results run(const matrix& m, const std::function<void(const progress&)>& on_prog
     }
   }
   r.elapsed_seconds = seconds_since(start);
+  finish_machine(r.machine);
   compute_ratios(r);
   return r;
 }

@@ -77,8 +77,11 @@ results run(const matrix& m, const std::function<void(const progress&)>& on_prog
 // checks size. Returns "" if it behaved, else what went wrong.
 std::string check_adapter(const std::string& map, key_kind keys, std::size_t n);
 
-// The CPU, core count, compiler, build type and date of this run.
+// The CPU, core count, compiler, build type and date of this run, and the
+// host probe at its start (bench/host_probe.hpp: about 10-50 ms).
 machine_info detect_machine();
+// The host probe at the end of the run.
+void finish_machine(machine_info& m);
 // /proc/loadavg's first three fields ("" where there is none).
 std::string read_loadavg();
 

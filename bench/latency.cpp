@@ -528,6 +528,7 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
     }
   }
   r.elapsed_seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  finish_machine(r.machine);
   return r;
 }
 
@@ -556,13 +557,7 @@ nlohmann::json to_json(const results& r) {
   nlohmann::json j;
   j["benchmark"] = "latency";
   j["schema"] = 1;
-  j["machine"] = {{"cpu", r.machine.cpu},
-                  {"cores", r.machine.cores},
-                  {"compiler", r.machine.compiler},
-                  {"build_type", r.machine.build_type},
-                  {"date", r.machine.date},
-                  {"note", r.machine.note},
-                  {"load_average_at_start", r.load_average}};
+  j["machine"] = machine_json(r.machine, {{"load_average_at_start", r.load_average}});
   j["settings"] = {{"n", r.config.n},
                    {"threads", r.config.threads},
                    {"runs", r.config.runs},

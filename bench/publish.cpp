@@ -583,6 +583,7 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
       if (o.map == reference_map && o.values == row.values && o.n == row.n && o.median_us > 0)
         row.vs_reference = row.median_us / o.median_us;
   r.elapsed_seconds = seconds_between(start, clock_type::now());
+  finish_machine(r.machine);
   return r;
 }
 
@@ -646,9 +647,7 @@ nlohmann::json to_json(const results& r) {
   auto opt = [](const std::optional<double>& x) { return x ? json(*x) : json(nullptr); };
   json j;
   j["schema"] = "polymap-bench-publish/1";
-  j["machine"] = {{"cpu", r.machine.cpu},           {"cores", r.machine.cores},
-                  {"compiler", r.machine.compiler}, {"build_type", r.machine.build_type},
-                  {"date", r.machine.date},         {"load_average_at_start", r.load_average}};
+  j["machine"] = machine_json(r.machine, {{"load_average_at_start", r.load_average}});
   json values = json::array();
   for (auto v : s.values) values.push_back(name(v));
   j["settings"] = {{"size", s.size},

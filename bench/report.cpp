@@ -418,10 +418,11 @@ std::string render_html(const results& r, const nlohmann::json* hashstat) {
       "<title>polymap bench report</title>\n<style>\n" +
       std::string(page_style) + "</style>\n</head>\n<body>\n<h1>polymap bench report</h1>\n";
   fmt::format_to(std::back_inserter(out),
-                 "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s. {}</p>\n",
+                 "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s. {}</p>\n"
+                 "<p><b>Host:</b> {}.</p>\n",
                  xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
                  xml_escape(r.machine.build_type), xml_escape(r.machine.date), r.elapsed_seconds,
-                 xml_escape(r.machine.note));
+                 xml_escape(r.machine.note), xml_escape(describe_host(r.machine)));
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Timing:</b> {}. <b>Ratios</b> are each map's median over the median of {} in the same run "
                  "and configuration. <b>Memory:</b> {}.</p>\n",
@@ -496,10 +497,10 @@ std::string render_latency_html(const latency::results& r) {
       "</style>\n</head>\n<body>\n<h1>polymap bench latency: operations while a map grows</h1>\n";
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Machine:</b> {} ({} hardware threads), {}, {} build. <b>Run:</b> {}, {:.0f} s, load average "
-                 "at the start {}. {}</p>\n",
+                 "at the start {}. {}</p>\n<p><b>Host:</b> {}.</p>\n",
                  xml_escape(r.machine.cpu), r.machine.cores, xml_escape(r.machine.compiler),
                  xml_escape(r.machine.build_type), xml_escape(r.machine.date), r.elapsed_seconds,
-                 xml_escape(r.load_average), xml_escape(r.machine.note));
+                 xml_escape(r.load_average), xml_escape(r.machine.note), xml_escape(describe_host(r.machine)));
   fmt::format_to(std::back_inserter(out),
                  "<p><b>Method:</b> N = {} distinct uint64 keys inserted into an empty map ({}) by {} "
                  "thread(s), each insert timed alone; then a fresh map prefilled with N/2 keys takes 50/50 finds of "

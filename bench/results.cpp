@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include <fmt/format.h>
+
 namespace polymap::bench {
 
 const char* name(workload w) {
@@ -95,13 +97,48 @@ void compute_ratios(results& r) {
   }
 }
 
+nlohmann::json machine_json(const machine_info& m, const nlohmann::json& extra) {
+  nlohmann::json j = {{"cpu", m.cpu},
+                      {"cores", m.cores},
+                      {"compiler", m.compiler},
+                      {"build_type", m.build_type},
+                      {"date", m.date},
+                      {"note", m.note},
+                      {"host_probe", {{"start", to_json(m.probe_start)}, {"end", to_json(m.probe_end)}}}};
+  j.update(extra);
+  return j;
+}
+
+std::string describe_host(const machine_info& m) {
+  const host_probe &a = m.probe_start, &b = m.probe_end;
+  if (a.measured && b.measured && a.cpu_a == b.cpu_a && a.cpu_b == b.cpu_b)
+    return fmt::format(
+        "a cache line's round trip between CPUs {} and {} took {:.0f} ns at the start of the run and {:.0f} ns "
+        "at its end",
+        a.cpu_a, a.cpu_b, a.round_trip_ns, b.round_trip_ns);
+  return fmt::format("the probe at the start of the run: {}; at its end: {}", describe(a), describe(b));
+}
+
+machine_info machine_from_json(const nlohmann::json& mj) {
+  machine_info m;
+  m.cpu = mj.value("cpu", "");
+  m.cores = mj.value("cores", 0);
+  m.compiler = mj.value("compiler", "");
+  m.build_type = mj.value("build_type", "");
+  m.date = mj.value("date", "");
+  m.note = mj.value("note", "");
+  const auto hp = mj.find("host_probe");
+  const nlohmann::json none;
+  m.probe_start = host_probe_from_json(hp != mj.end() && hp->is_object() ? hp->value("start", none) : none);
+  m.probe_end = host_probe_from_json(hp != mj.end() && hp->is_object() ? hp->value("end", none) : none);
+  return m;
+}
+
 nlohmann::json to_json(const results& r) {
   using nlohmann::json;
   json j;
   j["schema"] = "polymap-bench/1";
-  j["machine"] = {{"cpu", r.machine.cpu},           {"cores", r.machine.cores},
-                  {"compiler", r.machine.compiler}, {"build_type", r.machine.build_type},
-                  {"date", r.machine.date},         {"note", r.machine.note}};
+  j["machine"] = machine_json(r.machine);
   j["settings"] = {{"repeats", r.settings.repeats},
                    {"seconds_per_run", r.settings.seconds_per_run},
                    {"ops_per_run", r.settings.ops_per_run},
@@ -132,13 +169,7 @@ results from_json(const nlohmann::json& j) {
   try {
     if (j.value("schema", "") != "polymap-bench/1")
       throw std::runtime_error("bench JSON: schema is not polymap-bench/1");
-    const auto& mj = j.at("machine");
-    r.machine.cpu = mj.value("cpu", "");
-    r.machine.cores = mj.value("cores", 0);
-    r.machine.compiler = mj.value("compiler", "");
-    r.machine.build_type = mj.value("build_type", "");
-    r.machine.date = mj.value("date", "");
-    r.machine.note = mj.value("note", "");
+    r.machine = machine_from_json(j.at("machine"));
     const auto& sj = j.at("settings");
     r.settings.repeats = sj.value("repeats", 0);
     r.settings.seconds_per_run = sj.value("seconds_per_run", 0.0);

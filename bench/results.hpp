@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/host_probe.hpp"
+
 namespace polymap::bench {
 
 // The map every ratio is taken against, measured in the same run.
@@ -71,7 +73,20 @@ struct machine_info {
   std::string build_type;
   std::string date;  // UTC, ISO 8601
   std::string note;  // "2 cores shared with compiles: noisy", set by the caller
+  // How fast a cache line crosses between two CPUs, at the start of the run
+  // (detect_machine) and at its end (finish_machine): bench/host_probe.hpp.
+  host_probe probe_start;
+  host_probe probe_end;
 };
+
+// machine_info as JSON: the fields above, "host_probe": {"start", "end"}
+// and `extra` merged in; and back (a file without a probe reads as not
+// measured).
+nlohmann::json machine_json(const machine_info& m, const nlohmann::json& extra = nlohmann::json::object());
+machine_info machine_from_json(const nlohmann::json& j);
+// "a cache line's round trip between CPUs 0 and 1 took 182 ns at the start
+// of the run and 190 ns at its end" (or why the probe did not run).
+std::string describe_host(const machine_info& m);
 
 struct run_settings {
   int repeats = 3;

@@ -13,7 +13,7 @@ endif()
 find_package(nlohmann_json REQUIRED)
 set(_bench ${PROJECT_SOURCE_DIR}/bench)
 add_library(polymap_bench STATIC
-  ${_bench}/alloc_counter.cpp ${_bench}/charts.cpp ${_bench}/checked_overhead.cpp ${_bench}/driver.cpp ${_bench}/latency.cpp ${_bench}/publish.cpp
+  ${_bench}/alloc_counter.cpp ${_bench}/charts.cpp ${_bench}/checked_overhead.cpp ${_bench}/driver.cpp ${_bench}/host_probe.cpp ${_bench}/latency.cpp ${_bench}/publish.cpp
   ${_bench}/report.cpp ${_bench}/results.cpp)
 target_include_directories(polymap_bench PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(polymap_bench PUBLIC polymap::polymap nlohmann_json::nlohmann_json)

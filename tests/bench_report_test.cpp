@@ -14,7 +14,10 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <sched.h>
 
 #include "bench/charts.hpp"
 #include "bench/report.hpp"
@@ -568,6 +571,94 @@ TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {
   k.erase("maps");
   EXPECT_THROW(from_json(k), std::runtime_error);
   EXPECT_THROW(from_json(nlohmann::json::object()), std::runtime_error);
+}
+
+// --- the host probe (bench/host_probe.hpp) -----------------------------------
+
+cpu_set_t own_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  return set;
+}
+
+TEST(HostProbe, MeasuresARoundTripBetweenTwoCpusAndLeavesTheCallersAffinity) {
+  const cpu_set_t before = own_cpus();
+  const host_probe p = probe_host();
+  const cpu_set_t after = own_cpus();
+  EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "the probe pinned the calling thread";
+  if (CPU_COUNT(&before) < 2) {
+    EXPECT_FALSE(p.measured);
+    EXPECT_EQ(p.why_not, "fewer than two CPUs to run on");
+    return;
+  }
+  ASSERT_TRUE(p.measured) << p.why_not;
+  EXPECT_NE(p.cpu_a, p.cpu_b);
+  EXPECT_TRUE(CPU_ISSET(p.cpu_a, &before));
+  EXPECT_TRUE(CPU_ISSET(p.cpu_b, &before));
+  EXPECT_TRUE(std::isfinite(p.round_trip_ns));
+  EXPECT_GT(p.round_trip_ns, 0);
+  EXPECT_NE(describe(p).find("a cache line's round trip"), std::string::npos) << describe(p);
+}
+
+TEST(HostProbe, OnOneCpuItSaysWhyItDidNotMeasure) {
+  host_probe p;
+  std::thread t([&] {
+    const cpu_set_t all = own_cpus();
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) ++first;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    p = probe_host();
+  });
+  t.join();
+  EXPECT_FALSE(p.measured);
+  EXPECT_EQ(p.why_not, "fewer than two CPUs to run on");
+  EXPECT_EQ(describe(p), "not measured: fewer than two CPUs to run on");
+}
+
+TEST(HostProbe, TravelsInTheMachineJsonAndTheReport) {
+  machine_info m;
+  m.cpu = "test cpu";
+  m.probe_start.measured = true;
+  m.probe_start.cpu_a = 0;
+  m.probe_start.cpu_b = 3;
+  m.probe_start.round_trip_ns = 182.5;
+  m.probe_end.why_not = "fewer than two CPUs to run on";
+  const nlohmann::json j = machine_json(m, {{"load_average_at_start", "0.10 0.20 0.30"}});
+  EXPECT_EQ(j.at("load_average_at_start"), "0.10 0.20 0.30");
+  EXPECT_EQ(j.at("host_probe").at("start").at("round_trip_ns"), 182.5);
+  const machine_info back = machine_from_json(j);
+  EXPECT_EQ(back.cpu, "test cpu");
+  EXPECT_TRUE(back.probe_start.measured);
+  EXPECT_EQ(back.probe_start.cpu_a, 0);
+  EXPECT_EQ(back.probe_start.cpu_b, 3);
+  EXPECT_DOUBLE_EQ(back.probe_start.round_trip_ns, 182.5);
+  EXPECT_FALSE(back.probe_end.measured);
+  EXPECT_EQ(back.probe_end.why_not, "fewer than two CPUs to run on");
+  EXPECT_EQ(describe_host(back),
+            "the probe at the start of the run: CPUs 0 and 3: a cache line's round trip 182 ns; at its end: not "
+            "measured: fewer than two CPUs to run on");
+  m.probe_end = m.probe_start;
+  m.probe_end.round_trip_ns = 410;
+  EXPECT_EQ(describe_host(m),
+            "a cache line's round trip between CPUs 0 and 3 took 182 ns at the start of the run and 410 ns at its "
+            "end");
+
+  // A file written before the probe existed reads as not measured.
+  const machine_info old = machine_from_json(nlohmann::json{{"cpu", "old"}});
+  EXPECT_FALSE(old.probe_start.measured);
+  EXPECT_EQ(old.probe_start.why_not, "not in this file");
+
+  // The HTML report says it.
+  results r = from_json(load("bench_small.json"));
+  r.machine.probe_start = m.probe_start;
+  r.machine.probe_end = m.probe_end;
+  const std::string html = render_html(r, nullptr);
+  EXPECT_NE(html.find("<b>Host:</b> a cache line&#39;s round trip between CPUs 0 and 3 took 182 ns"), std::string::npos)
+      << html.substr(0, 2000);
 }
 
 }  // namespace

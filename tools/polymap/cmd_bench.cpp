@@ -200,7 +200,7 @@ void run_bench(const bench_args& a) {
     r.machine.note +=
         fmt::format("{}{} threads oversubscribe {} hardware threads.", a.note.empty() ? "" : " ", max_threads, cores);
   fmt::print(out, "{}", render_table(r));
-  fmt::print(stderr, "done in {}\n", duration(r.elapsed_seconds));
+  fmt::print(stderr, "done in {}\nhost: {}\n", duration(r.elapsed_seconds), describe_host(r.machine));
   write_outputs(r, a, hashstat.get(), "bench");
 }
 #endif

@@ -75,8 +75,9 @@ void run_latency(const latency_args& a) {
   bl::results r = bl::run(s, on_progress);
   r.machine.note = a.note;
   fmt::print(human, "{}", bl::render_table(r));
-  fmt::print(stderr, "done in {} (load average at start: {}; clock: two reads take {} median)\n",
-             duration_text(r.elapsed_seconds), r.load_average, bl::format_ns(r.clock_p50_ns));
+  fmt::print(stderr, "done in {} (load average at start: {}; clock: two reads take {} median)\nhost: {}\n",
+             duration_text(r.elapsed_seconds), r.load_average, bl::format_ns(r.clock_p50_ns),
+             polymap::bench::describe_host(r.machine));
   if (!a.json_path.empty()) polymap::cli::write_output("bench latency", a.json_path, bl::to_json(r).dump(1) + "\n");
   if (!a.html_path.empty())
     polymap::cli::write_output("bench latency", a.html_path, polymap::bench::render_latency_html(r));

@@ -87,7 +87,8 @@ void run_publish(const publish_args& a) {
   const pb::results r = pb::run(s, on_progress);
   const std::string table = pb::render_table(r);
   fmt::print(polymap::cli::human({{"--json", a.json_path}}), "{}", table);
-  fmt::print(stderr, "done in {} (load average at start: {})\n", duration_text(r.elapsed_seconds), r.load_average);
+  fmt::print(stderr, "done in {} (load average at start: {})\nhost: {}\n", duration_text(r.elapsed_seconds),
+             r.load_average, polymap::bench::describe_host(r.machine));
 
   std::uint64_t violations = 0, misses = 0;
   for (const auto& c : r.cells) {
