@@ -1,6 +1,7 @@
 #include "bench/host_probe.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -79,7 +80,7 @@ host_probe measure(int a, int b) {
   });
   const auto start = std::chrono::steady_clock::now();
   // The near thread is a thread too, so the caller's own affinity stays as it was.
-  std::thread near([&] {
+  const auto near_body = [&] {
     if (!pin_to(a)) {
       p.why_not = fmt::format("could not pin a thread to CPU {}", a);
       stop.store(true);
@@ -90,7 +91,7 @@ host_probe measure(int a, int b) {
       p.why_not = fmt::format("could not pin a thread to CPU {}", b);
       return;
     }
-    std::vector<double> batch_ns;
+    std::array<double, kBatches> batch_ns{};  // no allocation: nothing in here may throw
     std::uint32_t turn = 0;
     for (int k = 0; k < kBatches; ++k) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -107,13 +108,29 @@ host_probe measure(int a, int b) {
         }
       }
       const std::chrono::duration<double, std::nano> d = std::chrono::steady_clock::now() - t0;
-      batch_ns.push_back(d.count() / kTripsPerBatch);
+      batch_ns[static_cast<std::size_t>(k)] = d.count() / kTripsPerBatch;
     }
     std::nth_element(batch_ns.begin(), batch_ns.begin() + kBatches / 2, batch_ns.end());
     p.round_trip_ns = batch_ns[kBatches / 2];
     p.measured = true;
-  });
-  near.join();
+  };
+  // Nothing may leave a thread's function: a failed message is a probe not measured.
+  const auto near_side = [&] {
+    try {
+      near_body();
+    } catch (...) {
+      p.measured = false;
+      stop.store(true);
+    }
+  };
+  try {
+    std::thread near(near_side);
+    near.join();
+  } catch (...) {  // the near thread could not start: release the far one before rethrowing
+    stop.store(true);
+    far.join();
+    throw;
+  }
   far.join();
   return p;
 }
@@ -128,11 +145,15 @@ host_probe probe_host() noexcept {
       p.why_not = "fewer than two CPUs to run on";
       return p;
     }
-    return measure(cpus[0], cpus[1]);
+    host_probe p = measure(cpus[0], cpus[1]);
+    if (!p.measured && p.why_not.empty()) p.why_not = "the probe's thread failed";
+    return p;
   } catch (const std::exception& e) {  // a thread that could not start
     host_probe p;
     p.why_not = e.what();
     return p;
+  } catch (...) {
+    return host_probe{false, -1, -1, 0, "the probe failed"};
   }
 }
 
