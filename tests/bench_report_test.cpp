@@ -571,6 +571,30 @@ TEST(BenchReport, MalformedJsonIsAnErrorNotACrash) {
   k.erase("maps");
   EXPECT_THROW(from_json(k), std::runtime_error);
   EXPECT_THROW(from_json(nlohmann::json::object()), std::runtime_error);
+
+  // A hostile host probe: an error or "not measured", never a crash.
+  const auto with_probe = [](nlohmann::json probe) {
+    auto j = load("bench_small.json");
+    j["machine"]["host_probe"] = {{"start", std::move(probe)}};
+    return j;
+  };
+  EXPECT_THROW(from_json(with_probe({{"measured", true}})), std::runtime_error);  // no cpus, no round trip
+  EXPECT_THROW(from_json(with_probe({{"measured", true}, {"cpus", {0}}, {"round_trip_ns", 1.0}})), std::runtime_error);
+  EXPECT_THROW(from_json(with_probe({{"measured", true}, {"cpus", {0, 1}}, {"round_trip_ns", nullptr}})),
+               std::runtime_error);
+  EXPECT_THROW(from_json(with_probe({{"measured", "yes"}})), std::runtime_error);
+  EXPECT_THROW(from_json(with_probe({{"measured", true}, {"cpus", "0,1"}, {"round_trip_ns", 1.0}})),
+               std::runtime_error);
+  const results odd = from_json(with_probe(42));  // not an object: not measured
+  EXPECT_FALSE(odd.machine.probe_start.measured);
+  EXPECT_FALSE(odd.machine.probe_end.measured);
+  auto deep = nlohmann::json::array();
+  for (int i = 0; i < 10000; ++i) deep = nlohmann::json::array({std::move(deep)});
+  const results nested = from_json(with_probe(std::move(deep)));
+  EXPECT_FALSE(nested.machine.probe_start.measured);
+  const results huge = from_json(with_probe({{"measured", true}, {"cpus", {0, 1}}, {"round_trip_ns", 1e308}}));
+  EXPECT_TRUE(huge.machine.probe_start.measured);
+  EXPECT_NE(render_html(huge, nullptr).find("<b>Host:</b>"), std::string::npos);
 }
 
 // --- the host probe (bench/host_probe.hpp) -----------------------------------
