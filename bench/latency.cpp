@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 
 #include "bench/adapters.hpp"
@@ -110,8 +112,30 @@ struct run_sample {
   std::array<histogram, phase_count> h;
   std::array<double, phase_count> seconds{};
   std::array<std::uint64_t, phase_count> ops{};
+  // The phase's threads while they ran it (sched_now): involuntary context
+  // switches, and nanoseconds runnable but waiting for a CPU.
+  std::array<std::uint64_t, phase_count> switches{}, waited{};
   std::vector<std::string> errors;
 };
+
+// This thread's involuntary context switches so far (getrusage's
+// ru_nivcsw, RUSAGE_THREAD: a preemption, or a yield that let another task
+// run) and its nanoseconds spent runnable on a run queue, waiting for a CPU
+// (/proc/thread-self/schedstat's second field). 0 where the kernel does not
+// say.
+struct sched_counts {
+  std::uint64_t switches = 0, waited_ns = 0;
+};
+sched_counts sched_now() {
+  sched_counts c;
+  rusage u{};
+  if (::getrusage(RUSAGE_THREAD, &u) == 0) c.switches = static_cast<std::uint64_t>(u.ru_nivcsw);
+  if (std::ifstream f("/proc/thread-self/schedstat"); f) {
+    std::uint64_t run = 0, wait = 0;
+    if (f >> run >> wait) c.waited_ns = wait;
+  }
+  return c;
+}
 
 class subject {
  public:
@@ -143,18 +167,21 @@ class subject_impl final : public subject {
       // insert: from empty, every insert timed alone.
       auto map = make_map(n, s);
       std::vector<std::uint64_t> failed(static_cast<std::size_t>(threads));
-      out.seconds[0] = on_threads(*map, threads, out.h[0], out.h[0], [&](int t, histogram& h, histogram&) {
-        const auto [lo, hi] = slice(0, n, t);
-        std::uint64_t bad = 0;
-        for (std::size_t i = lo; i < hi; ++i) {
-          const auto t0 = clock_type::now();
-          const bool inserted = map->insert(keys[i], value_of(i));
-          const auto t1 = clock_type::now();
-          h.record(ns_between(t0, t1));
-          bad += !inserted;
-        }
-        failed[static_cast<std::size_t>(t)] = bad;
-      });
+      out.seconds[0] = on_threads(
+          *map, threads, out.h[0], out.h[0],
+          [&](int t, histogram& h, histogram&) {
+            const auto [lo, hi] = slice(0, n, t);
+            std::uint64_t bad = 0;
+            for (std::size_t i = lo; i < hi; ++i) {
+              const auto t0 = clock_type::now();
+              const bool inserted = map->insert(keys[i], value_of(i));
+              const auto t1 = clock_type::now();
+              h.record(ns_between(t0, t1));
+              bad += !inserted;
+            }
+            failed[static_cast<std::size_t>(t)] = bad;
+          },
+          &out, 0);
       out.ops[0] = n;
       check(out, "insert", failed, map->size(), n);
       map.reset();
@@ -174,8 +201,9 @@ class subject_impl final : public subject {
       // mixed: a find of a present key, then an insert of a new one.
       std::vector<std::uint64_t> failed(static_cast<std::size_t>(threads));
       std::vector<std::uint64_t> missed(static_cast<std::size_t>(threads));
-      const double secs =
-          on_threads(*map, threads, out.h[1], out.h[2], [&](int t, histogram& finds, histogram& inserts) {
+      const double secs = on_threads(
+          *map, threads, out.h[1], out.h[2],
+          [&](int t, histogram& finds, histogram& inserts) {
             const auto [lo, hi] = slice(half, n, t);
             std::uint64_t bad = 0, miss = 0, sink = 0;
             for (std::size_t i = lo; i < hi; ++i) {
@@ -195,8 +223,11 @@ class subject_impl final : public subject {
             missed[static_cast<std::size_t>(t)] = miss;
             // relaxed: a sum nobody reads; it only keeps the finds' results used.
             global_sink.fetch_add(sink, std::memory_order_relaxed);
-          });
+          },
+          &out, 1);
       out.seconds[1] = out.seconds[2] = secs;
+      out.switches[2] = out.switches[1];  // one phase, two kinds of rows
+      out.waited[2] = out.waited[1];
       out.ops[1] = out.ops[2] = n - half;
       check(out, "mixed_insert", failed, map->size(), n);
       check_misses(out, "mixed_find", missed);
@@ -204,20 +235,23 @@ class subject_impl final : public subject {
     {
       // find: the grown map, steady state.
       std::vector<std::uint64_t> missed(static_cast<std::size_t>(threads));
-      out.seconds[3] = on_threads(*map, threads, out.h[3], out.h[3], [&](int t, histogram& h, histogram&) {
-        const auto [lo, hi] = slice(0, half, t);
-        std::uint64_t miss = 0, sink = 0;
-        for (std::size_t i = lo; i < hi; ++i) {
-          const std::size_t j = pick(seed + 1, i, n);
-          const auto t0 = clock_type::now();
-          const bool found = map->find(keys[j], sink);
-          const auto t1 = clock_type::now();
-          h.record(ns_between(t0, t1));
-          miss += !found;
-        }
-        missed[static_cast<std::size_t>(t)] = miss;
-        global_sink.fetch_add(sink, std::memory_order_relaxed);  // relaxed: as above
-      });
+      out.seconds[3] = on_threads(
+          *map, threads, out.h[3], out.h[3],
+          [&](int t, histogram& h, histogram&) {
+            const auto [lo, hi] = slice(0, half, t);
+            std::uint64_t miss = 0, sink = 0;
+            for (std::size_t i = lo; i < hi; ++i) {
+              const std::size_t j = pick(seed + 1, i, n);
+              const auto t0 = clock_type::now();
+              const bool found = map->find(keys[j], sink);
+              const auto t1 = clock_type::now();
+              h.record(ns_between(t0, t1));
+              miss += !found;
+            }
+            missed[static_cast<std::size_t>(t)] = miss;
+            global_sink.fetch_add(sink, std::memory_order_relaxed);  // relaxed: as above
+          },
+          &out, 3);
       out.ops[3] = half;
       check_misses(out, "find", missed);
     }
@@ -249,11 +283,15 @@ class subject_impl final : public subject {
   // Runs body(t, first, second) on `threads` threads released together from a
   // latch, each with histograms of its own, merged into first and second
   // after the join (the same histogram may be passed twice). Returns the
-  // wall time from the release to the last join.
+  // wall time from the release to the last join; adds the threads'
+  // involuntary context switches and run-queue waits during body to
+  // out.switches[ph] and out.waited[ph] (if out is given).
   template <class Body>
-  static double on_threads(A& map, int threads, histogram& first, histogram& second, Body body) {
+  static double on_threads(A& map, int threads, histogram& first, histogram& second, Body body,
+                           run_sample* out = nullptr, std::size_t ph = 0) {
     std::vector<std::unique_ptr<std::array<histogram, 2>>> hs;
     for (int t = 0; t < threads; ++t) hs.push_back(std::make_unique<std::array<histogram, 2>>());
+    std::vector<sched_counts> sched(static_cast<std::size_t>(threads));
     std::latch ready(threads), go(1);
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
@@ -262,7 +300,10 @@ class subject_impl final : public subject {
           auto& mine = *hs[static_cast<std::size_t>(t)];
           ready.count_down();
           go.wait();
+          const sched_counts before = sched_now();
           body(t, mine[0], mine[1]);
+          const sched_counts after = sched_now();
+          sched[static_cast<std::size_t>(t)] = {after.switches - before.switches, after.waited_ns - before.waited_ns};
         });
       });
     }
@@ -275,6 +316,11 @@ class subject_impl final : public subject {
       first.merge((*h)[0]);
       second.merge((*h)[1]);
     }
+    if (out != nullptr)
+      for (const auto& c : sched) {
+        out->switches[ph] += c.switches;
+        out->waited[ph] += c.waited_ns;
+      }
     return secs;
   }
 
@@ -480,6 +526,7 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
   std::vector<std::array<histogram, phase_count>> pooled(maps);
   std::vector<std::array<std::vector<std::uint64_t>, phase_count>> run_max(maps);
   std::vector<std::array<std::vector<double>, phase_count>> mops(maps);
+  std::vector<std::array<std::vector<std::uint64_t>, phase_count>> switches(maps), waited(maps);
   progress p;
   p.total = maps * static_cast<std::size_t>(s.runs);
   for (int run_index = 0; run_index < s.runs; ++run_index) {
@@ -491,6 +538,8 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
         if (sample->h[ph].count() == 0) continue;
         pooled[mi][ph].merge(sample->h[ph]);
         run_max[mi][ph].push_back(sample->h[ph].max());
+        switches[mi][ph].push_back(sample->switches[ph]);
+        waited[mi][ph].push_back(sample->waited[ph]);
         mops[mi][ph].push_back(static_cast<double>(sample->ops[ph]) / sample->seconds[ph] / 1e6);
       }
       for (const auto& e : sample->errors) r.errors.push_back(fmt::format("{} run {}: {}", map, run_index + 1, e));
@@ -499,8 +548,10 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
       p.eta_seconds = p.elapsed_seconds / static_cast<double>(p.done) * static_cast<double>(p.total - p.done);
       const auto& ins = sample->h[0];
       p.line = fmt::format(
-          "run {}/{} {:<15} insert p99 {} p99.99 {} max {}, {:.2f} Mops/s{}", run_index + 1, s.runs, map,
-          format_ns(ins.percentile(99)), format_ns(ins.percentile(99.99)), format_ns(ins.max()), mops[mi][0].back(),
+          "run {}/{} {:<15} insert p99 {} p99.99 {} max {} ({} involuntary switches, {} waited for a CPU), {:.2f} "
+          "Mops/s{}",
+          run_index + 1, s.runs, map, format_ns(ins.percentile(99)), format_ns(ins.percentile(99.99)),
+          format_ns(ins.max()), sample->switches[0], format_ns(sample->waited[0]), mops[mi][0].back(),
           s.mixed ? fmt::format("; mixed find p99.99 {}, insert max {}", format_ns(sample->h[1].percentile(99.99)),
                                 format_ns(sample->h[2].max()))
                   : std::string());
@@ -521,6 +572,8 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
       x.p9999_ns = h.percentile(99.99);
       x.max_ns = h.max();
       x.run_max_ns = run_max[mi][ph];
+      x.run_switches = switches[mi][ph];
+      x.run_waited_ns = waited[mi][ph];
       x.median_run_max_ns = median_of(x.run_max_ns);
       x.mops = mops[mi][ph];
       x.median_mops = median_of(x.mops);
@@ -542,14 +595,25 @@ std::string format_ns(std::uint64_t ns) {
   return three(v / 1e9) + " s";
 }
 
+std::string runs_with_switches(const row& x) {
+  std::string out;
+  for (std::size_t i = 0; i < x.run_max_ns.size(); ++i) {
+    out += (out.empty() ? "" : ", ") + format_ns(x.run_max_ns[i]);
+    if (i < x.run_switches.size() && i < x.run_waited_ns.size())
+      out += fmt::format(" ({}, {})", x.run_switches[i], format_ns(x.run_waited_ns[i]));
+  }
+  return out;
+}
+
 std::string render_table(const results& r) {
   std::string out =
-      "| map | phase | ops | p50 | p99 | p99.9 | p99.99 | max | max, median of runs | Mops/s, median |\n"
-      "|---|---|---|---|---|---|---|---|---|---|\n";
+      "| map | phase | ops | p50 | p99 | p99.9 | p99.99 | max | max, median of runs | Mops/s, median | each run's max "
+      "(involuntary switches, time waited for a CPU) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& x : r.rows)
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} |\n", x.map, name(x.phase), x.ops,
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {} |\n", x.map, name(x.phase), x.ops,
                        format_ns(x.p50_ns), format_ns(x.p99_ns), format_ns(x.p999_ns), format_ns(x.p9999_ns),
-                       format_ns(x.max_ns), format_ns(x.median_run_max_ns), x.median_mops);
+                       format_ns(x.max_ns), format_ns(x.median_run_max_ns), x.median_mops, runs_with_switches(x));
   return out;
 }
 
@@ -586,6 +650,8 @@ nlohmann::json to_json(const results& r) {
                          {"max_ns", x.max_ns},
                          {"run_max_ns", x.run_max_ns},
                          {"median_run_max_ns", x.median_run_max_ns},
+                         {"run_involuntary_switches", x.run_switches},
+                         {"run_queue_wait_ns", x.run_waited_ns},
                          {"mops", x.mops},
                          {"median_mops", x.median_mops}});
   j["errors"] = r.errors;

@@ -121,6 +121,13 @@ struct row {
   std::uint64_t p50_ns = 0, p99_ns = 0, p999_ns = 0, p9999_ns = 0, max_ns = 0;
   std::vector<std::uint64_t> run_max_ns;  // one per run
   std::uint64_t median_run_max_ns = 0;
+  // One per run, summed over the phase's threads: involuntary context
+  // switches (a preemption, or a yield that let another task run) and the
+  // time they waited, runnable, for a CPU. A max far above the run's wait
+  // came from the map (or the hypervisor); one within it may be the host's
+  // (on this project's VMs, kdamond and the sandbox agent take a vCPU for
+  // 3-16 ms: docs/concurrent_map.md, session 28).
+  std::vector<std::uint64_t> run_switches, run_waited_ns;
   std::vector<double> mops;  // one per run
   double median_mops = 0;
 };
@@ -153,6 +160,9 @@ results run(const settings& s, const std::function<void(const progress&)>& on_pr
 std::string format_ns(std::uint64_t ns);
 // A markdown table: one row per map and phase.
 std::string render_table(const results& r);
+// A row's "each run's max (involuntary switches, time waited for a CPU)":
+// "2.31 ms (12, 4.1 ms), 1.20 ms (3, 35.2 us)".
+std::string runs_with_switches(const row& x);
 nlohmann::json to_json(const results& r);
 
 }  // namespace polymap::bench::latency

@@ -570,11 +570,11 @@ std::string render_latency_html(const latency::results& r) {
              .svg;
   out +=
       "</div>\n<h2>All rows</h2>\n<table>\n<tr><th>map</th><th>phase</th><th>ops</th><th>p50</th><th>p99</th>"
-      "<th>p99.9</th><th>p99.99</th><th>max</th><th>max, median of runs</th><th>each run's max</th>"
+      "<th>p99.9</th><th>p99.99</th><th>max</th><th>max, median of runs</th><th>each run's max (its threads' "
+      "involuntary context switches, time waited for a CPU)</th>"
       "<th>Mops/s, median</th></tr>\n";
   for (const auto& x : r.rows) {
-    std::string runs;
-    for (auto v : x.run_max_ns) runs += (runs.empty() ? "" : ", ") + format_ns(v);
+    const std::string runs = latency::runs_with_switches(x);
     fmt::format_to(std::back_inserter(out),
                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                    "<td>{}</td><td>{}</td><td>{:.2f}</td></tr>\n",

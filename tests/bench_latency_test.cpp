@@ -1,6 +1,7 @@
 // `polymap bench latency`'s parts: the log-linear histogram's buckets and
 // percentiles against exact answers, and a tiny run of every default map
-// that must count every operation and find every key. No timing is asserted.
+// that must count every operation and find every key, and the involuntary
+// context switches a run reports. No timing is asserted.
 #include <gtest/gtest.h>
 
 #ifdef POLYMAP_HAVE_BENCH
@@ -8,8 +9,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <random>
 #include <vector>
+
+#include <fmt/format.h>
+#include <sched.h>
 
 #include "bench/latency.hpp"
 
@@ -138,6 +143,8 @@ TEST(BenchLatency, ATinyRunCountsEveryOperationOfEveryMap) {
       ASSERT_EQ(x->run_max_ns.size(), 2u);
       EXPECT_EQ(x->max_ns, std::max(x->run_max_ns[0], x->run_max_ns[1]));
       EXPECT_LE(x->median_run_max_ns, x->max_ns);
+      EXPECT_EQ(x->run_switches.size(), 2u);
+      EXPECT_EQ(x->run_waited_ns.size(), 2u);
       ASSERT_EQ(x->mops.size(), 2u);
       EXPECT_GT(x->median_mops, 0);
     }
@@ -150,6 +157,48 @@ TEST(BenchLatency, ATinyRunCountsEveryOperationOfEveryMap) {
   // The table names every map and phase.
   const std::string table = bl::render_table(r);
   for (const auto& m : maps) EXPECT_NE(table.find("| " + m + " | mixed_insert |"), std::string::npos) << table;
+}
+
+// Two threads that must share one CPU for tens of milliseconds are
+// preempted by each other: the run says so, in the row, the JSON and the
+// table.
+TEST(BenchLatency, CountsTheInvoluntarySwitchesOfARunsThreads) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  int first = -1;
+  for (int c = 0; c < CPU_SETSIZE && first < 0; ++c)
+    if (CPU_ISSET(c, &saved)) first = c;
+  ASSERT_GE(first, 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);  // the workers inherit it
+  bl::settings s;
+  s.n = 400'000;
+  s.threads = 2;
+  s.runs = 1;
+  s.mixed = false;
+  s.maps = {"concurrent_map"};
+  const auto r = bl::run(s);
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+  EXPECT_TRUE(r.errors.empty()) << r.errors.front();
+  const auto* x = bl::find_row(r, "concurrent_map", bl::phase::insert);
+  ASSERT_NE(x, nullptr);
+  ASSERT_EQ(x->run_switches.size(), 1u);
+  ASSERT_EQ(x->run_waited_ns.size(), 1u);
+  EXPECT_GT(x->run_switches[0], 0u);
+  // Each thread waited while the other ran: a slice at least, far over 10 us
+  // (where the kernel keeps schedstat: CONFIG_SCHED_INFO).
+  if (std::ifstream("/proc/thread-self/schedstat")) {
+    EXPECT_GT(x->run_waited_ns[0], 10'000u);
+  }
+  const auto j = bl::to_json(r);
+  EXPECT_EQ(j["rows"][0]["run_involuntary_switches"][0], x->run_switches[0]);
+  EXPECT_EQ(j["rows"][0]["run_queue_wait_ns"][0], x->run_waited_ns[0]);
+  EXPECT_NE(
+      bl::render_table(r).find(fmt::format(" ({}, {}) |", x->run_switches[0], bl::format_ns(x->run_waited_ns[0]))),
+      std::string::npos)
+      << bl::render_table(r);
 }
 
 TEST(BenchLatency, FormatsNanosecondsInTheirUnit) {

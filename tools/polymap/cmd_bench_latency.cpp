@@ -99,7 +99,8 @@ CLI::App* add_bench_latency(CLI::App& bench) {
       "Per-operation latency while maps grow: N distinct u64 keys inserted into an EMPTY map (no reserve unless "
       "--reserve) by "
       "--threads threads, every insert timed alone; then 50/50 finds and inserts on a table crossing a growth, and "
-      "finds after it. p50/p99/p99.9/p99.99/max per map and phase, each run's max, throughput");
+      "finds after it. p50/p99/p99.9/p99.99/max per map and phase, each run's max (with its threads' involuntary "
+      "context switches and time waited for a CPU), throughput");
   cmd->add_option("--n", a->n, "Keys inserted per run (100 to 2^31; default 2000000)");
   cmd->add_option("--threads", a->threads, "Threads inserting at once (1 to 256; default 2)");
   cmd->add_option("--runs", a->runs, "Runs per map, interleaved across maps; max is reported per run (default 5)");
