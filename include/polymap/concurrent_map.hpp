@@ -1,63 +1,43 @@
 // polymap/concurrent_map.hpp — a concurrent open-addressing map whose
-// lookups write no shared memory.
+// lookups write no shared memory. The table is detail/inline_table.hpp (its
+// layout and invariants J1-J9), the slot words detail/slot_codec.hpp.
 //
 // CONTRACT
 //   Every single-key operation is linearizable. find, contains, visit, get and
-//   bulk_find are reads: they take no lock and perform no store and no
-//   read-modify-write on any shared word (the epoch pin writes only the calling
-//   thread's own announcement line). Every other operation is a write.
-//   (find copies the value out: copying a polymap::value that holds a heap
-//   payload bumps that payload's reference count, a write to the payload, not
-//   to the map; visit and get read in place and copy only what they return.)
+//   bulk_find are reads: no lock, no store and no read-modify-write on any
+//   shared word (the epoch pin writes only the thread's own announcement
+//   line; find's copy of a polymap::value with a heap payload bumps the
+//   payload's count, a write to the payload, not to the map). Every other
+//   operation is a write.
 //   visit(q, f) calls f(const V&) on a value that stays alive and unchanged
-//   for the call, even if another thread overwrites or erases the key
-//   meanwhile: a value read whole under the seqlock that shares the stored
-//   payload or box (no reference is taken, the epoch pin keeps it).
+//   for the call, even if another thread overwrites or erases the key: a
+//   value read whole under the seqlock, sharing the stored payload or box (no
+//   reference taken; the epoch pin keeps it).
 //   for_each and erase_if are weakly consistent: they see every entry present
-//   for their whole run, and may or may not see entries changed meanwhile;
-//   each entry they pass is a value the key really had. size() is exact when
-//   no write runs at the same time.
-//   Callbacks that throw leave the map unchanged: insert_or_visit runs f on a
+//   for their whole run, may or may not see entries changed meanwhile, and
+//   pass only values the key really had. size() is exact when no write runs
+//   (during a growth it adds the two tables' counts).
+//   Callbacks that throw leave the map unchanged (insert_or_visit runs f on a
 //   copy, update computes its value before publishing, erase_if decides every
-//   entry before erasing any. Callbacks must not write the same map: update
-//   and insert_or_visit run theirs holding the key lock of the key's home
-//   group, so such a write would wait for its own thread (or not, by hash
-//   luck). It throws std::logic_error naming the map and this rule instead
-//   (a per-thread record of the maps whose callbacks run; reads from a
-//   callback are fine). Hash and Eq must not call into the same map at all:
-//   the write fast path runs Eq holding the home group's lock. A key that is
-//   not word-sized is taken by const reference (key_arg) and read until the
-//   operation returns: a callback, Hash or Eq must not change the caller's
-//   key object meanwhile.
+//   entry before erasing any). A callback must not write the same map: update
+//   and insert_or_visit run it holding the key lock of the key's home group,
+//   so such a write would wait for its own thread, or not, by hash luck; it
+//   throws std::logic_error naming the map and this rule instead (L5; reads
+//   are fine). Hash and Eq must not call into the same map at all (the fast
+//   path runs Eq under the home group's lock). A key that is not word-sized
+//   is taken by const reference and read until the operation returns: no
+//   callback, Hash or Eq may change the caller's key object meanwhile.
 //   A callback may run again if clear() or a growth races with the same
-//   operation (its key locks are per table, J6: a write that began on the
-//   new table may store first). Hash must not throw for a key already in
-//   the map (a growth rehashes word-sized keys, and with
-//   inline_string_traits string keys of up to 32 bytes; other string and
-//   boxed keys keep their hash). size() during a growth adds the two
-//   tables' counts.
+//   operation (key locks are per table, J6). Hash must not throw for a key
+//   already in the map (a growth rehashes word-sized keys and inline string
+//   keys; key blocks keep their hash).
 //   Memory: erased keys and replaced values are freed a grace period later
 //   (epoch); a reader that stays pinned (a visit callback that blocks) holds
-//   back those frees for every map of the process.
+//   back those frees for every map of the process (stats().retired_pending).
 //
 // TERMS
-//   group, tag, overflow, probe: see detail/group.hpp.
-//   table    : detail::inline_table: per group a 64-byte aligned block of
-//              {metadata, version word, key lock, 15 slots}.
-//   slot     : {key word, value word(s)[, slot lock]}, atomic 64-bit words
-//              read under the group's seqlock (and the slot lock's, J8). Key word (the key policy, inline_table.hpp):
-//              the key itself (word-sized K), or a pointer to an immutable
-//              key block (std::string: {hash, size, bytes}; other K: {hash,
-//              K}); with inline_string_traits a string of up to 32 bytes
-//              is {hash bits, size} and 4 words of bytes after it (LAYOUT).
-//              Value words: a word-sized V, polymap::value's two words
-//              (they own one payload reference), or a pointer to an
-//              immutable box holding any other V.
-//   slot lock: string and boxed keys: a 32-bit lock word per slot, taken by
-//              an overwrite of a present key in its home group (J8).
-//   key lock : a lock word in each group's block; the one of the key's home
-//              group (first on its probe sequence) serializes the writes of
-//              the key to that table (J6).
+//   group, tag, overflow, probe: detail/group.hpp. block, slot, key word,
+//   value words, key lock, slot lock: detail/inline_table.hpp (LAYOUT).
 //   freeze   : a group's version word marked final: the table is being
 //              rebuilt or migrated, no write to it can succeed any more.
 //   moved    : a frozen group whose entries a migration copied into the
@@ -75,184 +55,143 @@
 //   +---------------------+        +---------------|------------------------------+
 //                                                  v (string keys)
 //                                   key block {hash, size, bytes} (immutable)
-//   u64 -> polymap::value: a block is 16 + 8 + 15 * 24 = 384 bytes, six
-//   lines; std::string -> polymap::value: 32 + 15 * 32 = 512 bytes, eight
-//   lines (32-byte slots with their lock, none across a line; static_asserts
-//   below). A hit reads the first line (tags and version) and its slot's
-//   line, both in one block, plus the key block for a string key. Why in the group: separate arrays cost a dependent
-//   miss per lookup; why 64-byte aligned: an unaligned block puts the
-//   version on another line than the tags for some groups (~30% slower).
-//   Why key blocks for strings: a write of a present key allocates nothing
-//   (the value is in the slot), and the stored hash rejects most tag
-//   collisions before the bytes are read. Opt-in (inline_string_traits):
-//   a key of up to 32 bytes in its slot (inline_string_key), 64-byte slots,
-//   1,024-byte blocks: a hit reads two lines; why not the default: the
-//   table has twice the bytes (session 22, same-process A/B: inserts of 2M
-//   keys 0.66-0.94x, 201 against 141 bytes per entry; reads and mixed
-//   0.78-1.19x).
+//   Why in the group: separate arrays cost a dependent miss per lookup; why
+//   64-byte aligned: an unaligned block puts the version on another line
+//   than the tags for some groups (~30% slower). Why key blocks for strings:
+//   a write of a present key allocates nothing, and the stored hash rejects
+//   most tag collisions before the bytes are read. Why short keys are not
+//   in the slot by default (inline_string_traits): twice the table bytes
+//   (docs/concurrent_map.md, session 22).
 //
-// LOCK PROTOCOL (stated once; the invariants J1-J8 are in inline_table.hpp)
+// LOCK PROTOCOL (the table's side: J6-J8 in inline_table.hpp)
 //   L1. A write to key k holds the key lock of k's home group in the table
-//       it writes from its lookup of k to the publication of its result
+//       it writes, from its lookup of k to the publication of its result
 //       (J6); a writer that finds the table replaced moves to the new
-//       table's key lock before its publishing lookup. So no two writes of
-//       one key to one table overlap, and "k is absent / k's entry is e"
-//       stays true while the writer holds the key lock (except across
-//       clear(), which takes no key lock: see L4).
-//   L1'. Fast path (J7): insert, insert_or_assign and erase first try to
-//       decide inside the key's home group holding only that group's lock,
-//       after seeing the home group's key lock free: one CAS and one store
-//       on the block's first line instead of two of each. Anything the home
-//       group cannot decide alone falls back to L1 with nothing changed.
-//   L1''. Slot locks (J8, string and boxed keys): insert_or_assign of a key
-//       present in its home group first tries to store the value words
-//       holding only that slot's lock, after seeing the group open and the
-//       key lock free: the block's first line is read, not written.
-//   L2. A slot or metadata word changes only under its group's lock (a bit of
-//       the version word), or (value words only) its slot's lock. A thread
-//       holds at most one group or slot lock, briefly. A slot lock's holder
-//       never waits (it backs off); a group lock's holder or a freezer waits
-//       only for a slot lock of its group, and for nothing else.
+//       table's key lock before its publishing lookup. So "k is absent / k's
+//       entry is e" stays true while it holds the key lock (clear() takes
+//       none: L4). insert, insert_or_assign and erase first try their home
+//       group alone (J7), and an overwrite of a present string or boxed key
+//       its slot alone (J8); what those cannot decide falls back to L1 with
+//       nothing changed.
+//   L2. A slot or metadata word changes only under its group's lock (value
+//       words also under their slot's lock, J8). A thread holds at most one
+//       group or slot lock, briefly. A slot lock's holder never waits (it
+//       backs off); a group lock's holder or a freezer waits only for a slot
+//       lock of its group.
 //   L3. Order: key lock, then one group lock at a time, then (waited for,
-//       not held) a slot lock; or rebuild_mutex_, then freezing groups. A writer that finds a group frozen gives up
-//       the group (it never had it); in a migration it helps move groups
-//       (GROWTH), in a rebuild at once it waits for rebuild_mutex_, in both
-//       still holding its key lock, and retries on the new table. Moving a
-//       group takes no key lock: it freezes the group (waiting for at most
-//       one short group-lock hold), takes group locks of the next table one
-//       at a time, or waits for another thread's copy of one group, which
-//       itself waits for nothing but group locks. The rebuilder takes no key
-//       lock and holds no group lock, so no cycle exists.
-//   L4. rebuild_mutex_ Protects: beginning a migration, and replacing
-//       table_ at once (reserve, clear, a small or full table). The mover of
-//       a migration's last group replaces table_ without it: nothing else
-//       replaces a migrating table (clear and reserve finish the migration
-//       first, under the mutex, and no migration begins while it is held).
+//       not held) a slot lock; or rebuild_mutex_, then freezing groups. A
+//       writer that finds a group frozen gives it up: in a migration it helps
+//       move groups (GROWTH), in a rebuild at once it waits for
+//       rebuild_mutex_, both still holding its key lock, and retries on the
+//       new table. Moving a group takes no key lock: it freezes the group
+//       (waiting out at most one short group-lock hold) and takes the next
+//       table's group locks one at a time, or waits for another thread's
+//       copy of that one group. The rebuilder takes no key lock and holds no
+//       group lock. So no cycle exists.
+//   L4. rebuild_mutex_ protects beginning a migration and replacing table_
+//       at once (reserve, clear, a small or full table). The mover of a
+//       migration's last group replaces table_ without it: clear and reserve
+//       finish a migration first, under the mutex, and no migration begins
+//       while it is held.
 //   L5. A thread that runs a callback under a key lock is recorded
-//       (callback_scope); a write to the same map from it throws (CONTRACT).
+//       (callback_scope, detail/reentry.hpp: one thread-local load per
+//       write); a write to the same map from it throws (CONTRACT).
 //
 // READ PROTOCOL (find, contains, visit, bulk_find)
-//   pin the epoch (it keeps the table array, key blocks, payloads and boxes
-//   alive); load table_ (acquire); for each group on the probe sequence:
-//     v = version word (read_begin, acquire: pairs with the last unlock);
-//     load the metadata word, SSE2-match the tag; for each match i:
-//       load slot i's lock word (J8; acquire), key word and value word(s)
-//       (acquire loads);
-//       if read_valid(v) fails (v was odd: a writer held the group; or the
-//       word changed), or the slot's lock word was locked or changed, read
-//       the group again (after a pause);
-//       otherwise the words are one entry as it was at one instant: test the
-//       key (a key block's stored hash, then Eq on its bytes) and on a match
-//       return a copy of the value (find) or borrow it (visit, get);
-//     stop at a group whose overflow bit for the hash is clear.
-//   A key block is dereferenced only after its word validated: it was in the
-//   table at that instant, after the reader pinned, so its retirement (an
-//   erase) comes after the pin and it is not freed before the unpin. The
-//   acquire load of the key word pairs with the inserter's release store, so
-//   the block's bytes (written before) are visible.
-//   Writers hold the group lock (version bit 0, acquire CAS) while they store
-//   words (release stores) and tags; unlock bumps the counter (release). If a
-//   reader's word came from a writer W's release store, its acquire load
-//   synchronizes with it, so W's lock CAS happens before the reader's
-//   re-load of the version, which then cannot return v (Boehm, "Can seqlocks
-//   get along with programming language memory models?", MSPC 2012; acquire
-//   loads instead of a fence, which TSan models). Plain moves on x86.
-//   Linearization: an insert takes effect at its tag store (the words are
-//   stored before it, J1), an overwrite at its value word store (a
-//   slot-locked one: at its unlock; readers see all of its words or none),
-//   an erase at its tag clear. A key never moves within a table (no backward shifts, no
-//   tombstones), so a lookup that misses a key which was present for its
-//   whole run is impossible; a lookup racing an erase+reinsert that misses
-//   linearizes in the gap. A lookup that still reads a table being rebuilt
-//   reads frozen, unchanging groups: the state at the freeze, inside its run.
-//   In a migration (GROWTH) a group's version word may say "moved": every
-//   entry it held is in the next table, where writes of its keys go. The
-//   fast path tests that bit in the version it loaded anyway; on a moved
-//   group the lookup starts over in find_contended, which walks the chain
-//   (the groups from the home group to the first whose overflow bit for the
-//   hash is clear) without matching any candidate of a moved group (its key
-//   words are the freeze's, and a block they name may be freed: GROWTH,
-//   R3). It answers from an unmoved group that holds the key, else goes on
-//   in the next table if it passed a moved group, else misses: see GROWTH,
-//   R1-R3.
-//   Ownership: the words of a full slot own their key block and one payload
-//   reference (or box). A writer that replaces value words retires the old
-//   value; an erase retires the value and the key block; a rebuild moves
-//   words and releases none; the destructor and clear()'s retired table
-//   release all. Why a seqlock: a slot is several words written separately,
-//   so a reader could pair one entry's key with another's value. A 16-byte
-//   CAS per slot instead would be a locked RMW on every read.
+//   Pin the epoch (it keeps the table, key blocks, payloads and boxes alive);
+//   load table_ (acquire); for each group on the probe sequence: load the
+//   version v (acquire) and the tags; for each tag match load the slot's
+//   lock word, key word and value words (acquire); if the group's version
+//   or the slot's lock word changed or was locked, read the group again
+//   (find_contended); else the words are one entry at one instant: test the
+//   key (a key block's stored hash, then Eq) and return a copy or borrow of
+//   the value. Stop at a group whose overflow bit for the hash is clear.
+//   Why it is safe: a key block is dereferenced only after its word
+//   validated, so it was in the table after the reader pinned and is not
+//   freed before the unpin; the acquire load of the key word pairs with the
+//   inserter's release store, so the block's bytes are visible. A word that
+//   came from a writer's release store synchronizes with it, so the writer's
+//   lock CAS happens before the reader's version re-load, which then cannot
+//   return v (Boehm, "Can seqlocks get along with programming language
+//   memory models?", MSPC 2012; acquire loads rather than a fence, which
+//   TSan models; plain moves on x86).
+//   Linearization: an insert at its tag store (words first, J1), an
+//   overwrite at its value store (a slot-locked one at its unlock), an erase
+//   at its tag clear. A key never moves within a table (no backward shifts,
+//   no tombstones), so a lookup cannot miss a key present for its whole run;
+//   one that misses during an erase and reinsert linearizes in the gap. A
+//   lookup still reading a table being rebuilt reads frozen groups: the
+//   state at the freeze, inside its run. A moved group (GROWTH) sends the
+//   lookup to find_contended, which never matches a moved group's
+//   candidates and goes on in the next table if it passed one (R1-R3).
+//   Ownership: a full slot's words own their key block and one payload
+//   reference (or box). Replaced value words are retired by the writer; an
+//   erase retires the value and the key block; a rebuild moves words and
+//   releases none; the destructor and clear()'s retired table release all.
+//   Why a seqlock: a slot is several words written separately, so a reader
+//   could pair one entry's key with another's value; a 16-byte CAS per slot
+//   would be a locked RMW on every read.
 //
 // GROWTH: incremental and cooperative (issue 16). A table grows when size +
-//   dirty (+ the entries still to come from a previous table) reaches 7/8
-//   of its slots (dirty: erasures from overflowed groups, which keep probe
-//   chains long until a rebuild clears the overflow bytes). The new table
-//   has room for 5/4 of the live entries (a table at its maximum load
-//   doubles; a dirty one may stay the same size or shrink).
-//   Migration (a table of incremental_min_groups = 1024 groups or more):
-//   under rebuild_mutex_ the grower allocates the next table (bad_alloc:
-//   nothing changed) and publishes it as the old table's next (release);
-//   that is all it does. From then on:
+//   dirty (+ the entries still to come from a previous table) reaches 7/8 of
+//   its slots (dirty: erasures from overflowed groups, which keep probe
+//   chains long until a rebuild). The new table has room for 5/4 of the live
+//   entries (a table at its maximum load doubles; a dirty one may stay the
+//   same size or shrink). A table of incremental_min_groups or more
+//   migrates: under rebuild_mutex_ the grower allocates the next table
+//   (bad_alloc: nothing changed; PREPARE usually allocated it at 3/4 load)
+//   and publishes it as the old table's next (release). From then on:
 //   W1. A write of key k first moves every group of k's chain in the old
-//       table, then runs on the next table as on any table (J6, J7). So a
-//       key is written in the next table only after every group that could
-//       hold it in the old one is moved: the old table's copy is the key's
-//       latest state until then, and the next table's from then on.
-//   W2. Each write also takes two groups from a cursor (migrate_chunk) and
-//       moves them, so the migration ends after about groups / 2 writes,
-//       long before the next table fills (it has twice the groups).
-//   Moving group g: freeze it (the freeze waits for at most one short
-//   group-lock hold; the thread whose freeze froze it is its mover), copy
-//   its entries into the next table (plain inserts under the next table's
-//   group locks: no allocation, no key lock, the keys are absent there by
-//   W1, and the next table has room: its needs_rebuild counts the old
-//   table's entries), then set the group's "moved" bit (release). A writer
-//   that meets a group another thread is moving waits for that one copy (15
+//       table, then runs on the next table as on any table (J6, J7). So k is
+//       written in the next table only after every group that could hold it
+//       in the old one is moved: until then the old table holds k's latest
+//       state, and from then on the next table.
+//   W2. Each write also moves two groups from a cursor (migrate_chunk), so
+//       the migration ends after about groups / 2 writes, long before the
+//       next table fills.
+//   Moving group g: freeze it (the thread whose freeze froze it is its
+//   mover), copy its entries into the next table (plain inserts under the
+//   next table's group locks: no allocation, no key lock; the keys are
+//   absent there by W1, and there is room: needs_rebuild counts the old
+//   table's entries), then set its "moved" bit (release). A writer that
+//   meets a group another thread is moving waits for that one copy (15
 //   entries at most); no operation waits for a whole-table rehash. The mover
-//   of the last group publishes the next table as table_ and retires the
-//   old one (whose words now belong to the next table, J5).
+//   of the last group publishes the next table as table_ and retires the old
+//   one (whose words now belong to the next table, J5).
 //   W3. A writer whose lookup ran on a table that began migrating meanwhile
-//       decides from its frozen or moved groups as they stand: every such
-//       group froze after the writer chose that table, so the state it
-//       shows held at the freeze, inside the writer's run; its store to a
-//       frozen group fails, and it starts over on the next table.
-//   R1. A lookup that met a group not yet moved (live, or frozen and being
-//       copied) knows k's chain was not all moved at that instant, so no
-//       write of k had gone to the next table: every group it read shows
-//       the key's latest state at some instant inside its run (a moved
-//       group keeps the state of its freeze until the first write of k in
-//       the next table, which comes after that instant). Found in such a
-//       group, or missed over unmoved groups only: its answer stands.
-//   R2. Not found in an unmoved group, and a moved group passed: if k was
-//       in a moved group, the next table holds k's latest state (its copy
-//       was made before the moved bit the lookup saw); if not, k is written
-//       there only once its whole chain moved, and then the next table's
-//       state is its latest. Either way the lookup goes on there, by R1-R3
+//       decides from its frozen or moved groups as they stand: each froze
+//       after the writer chose that table, so it shows a state inside the
+//       writer's run; a store to a frozen group fails and the writer starts
+//       over on the next table.
+//   R1. A lookup that met a group not yet moved knows k's chain was not all
+//       moved at that instant, so no write of k had gone to the next table:
+//       every group it read shows k's latest state at an instant inside its
+//       run (a moved group keeps its freeze's state until the first write of
+//       k in the next table, which comes later). Found in such a group, or
+//       missed over unmoved groups only: the answer stands.
+//   R2. Not found in an unmoved group and a moved group passed: if k was in
+//       a moved group, the next table holds k's latest state (copied before
+//       the moved bit the lookup saw); if not, k is written there only once
+//       its whole chain moved. Either way the lookup goes on there, by R1-R3
 //       again. No moved group passed: a miss, as in any table.
-//   R3. A moved group's candidates are never matched. Its words are the
-//       state of its freeze; once k's whole chain moved, an erase of k in
-//       the next table retires k's key block, and a lookup that pinned after
-//       that retirement can still load the old table (it stays current until
-//       its last group moves): matching would read a freed block. (Found by
-//       tsan in MigratingStress; ParkedMigration.AKeyErasedAfterItsChain-
-//       MovedIsNotReadThroughTheOldTable reproduces it under asan.)
-//   The tests that fail if R2 is dropped (readers answer from moved groups):
-//   ParkedMigration and MigratingStress in concurrent_map_growth_test.
-//   A table of fewer groups (microseconds to rebuild), an explicit
-//   reserve(n), clear(), and an insert that found a table full rebuild at
-//   once: under rebuild_mutex_ the rebuilder freezes every group, moves the
-//   words into a new table, publishes it and retires the old one; readers go
-//   on reading the frozen groups, writers wait for the mutex. (The old way
-//   for every growth; incremental_min_groups = SIZE_MAX brings it back for
-//   A/B runs.) for_each, erase_if and stats() finish a migration first (they
-//   are O(n) anyway), as do clear, reserve and the destructor. Shrinking
-//   after mass erase: shrink_to_fit() asks for it (erases alone never start
-//   a rebuild; a dirty table is rebuilt by size, which may shrink it). A
-//   large table shrinks by the same migration into a next table with fewer
-//   groups: W1-W2 and R1-R3 never assume the next table is larger, only
-//   that it has room for every entry (needs_rebuild counts the previous
-//   table's entries, so a next table that fills while it still receives a
-//   migration finishes it and then grows).
+//   R3. A moved group's candidates are never matched: once k's whole chain
+//       moved, an erase of k in the next table retires k's key block, and a
+//       lookup pinned after that can still load the old table, so matching
+//       would read a freed block (found by tsan in MigratingStress;
+//       ParkedMigration.AKeyErasedAfterItsChainMovedIsNotReadThroughTheOld-
+//       Table reproduces it under asan). Without R2, ParkedMigration and
+//       MigratingStress (concurrent_map_growth_test) fail.
+//   A smaller table (microseconds to rebuild), an explicit reserve(n),
+//   clear(), and an insert that found a table full rebuild at once: under
+//   rebuild_mutex_ the rebuilder freezes every group, moves the words into a
+//   new table, publishes it and retires the old one; readers go on reading
+//   the frozen groups, writers wait for the mutex (incremental_min_groups =
+//   SIZE_MAX does this for every growth, for A/B runs). for_each, erase_if,
+//   stats(), clear, reserve and the destructor finish a migration first.
+//   Shrinking: only shrink_to_fit() asks for it (erases never start a
+//   rebuild; a dirty table is rebuilt by size, which may shrink it); a large
+//   table shrinks by the same migration, since W1-W2 and R1-R3 assume only
+//   that the next table has room for every entry.
 //
 // ALTERNATIVES CONSIDERED (one line each; measurements and the FAQ:
 // docs/concurrent_map.md)
@@ -319,7 +258,7 @@ struct concurrent_map_traits {
   // group lock for every write (the old way, kept for A/B runs).
   static constexpr bool slot_locks = true;
   // std::string keys of up to 32 bytes in their slot (inline_string_key in
-  // inline_table.hpp): a hit reads two lines, not three, but a slot is 64
+  // slot_codec.hpp): a hit reads two lines, not three, but a slot is 64
   // bytes, not 32. Off by default (why: LAYOUT; the A/B runs are in
   // docs/concurrent_map.md, session 22); inline_string_traits turns it on.
   static constexpr bool inline_string_keys = false;
@@ -1447,7 +1386,7 @@ static_assert(default_table<inline_string_key, value>::block_bytes() == 1024);  
 }  // namespace detail
 
 // Unmaps the freed table memory the process keeps for the next large
-// growth (RECYCLE in detail/inline_table.hpp: at most one table of 8 MB
+// growth (RECYCLE in detail/table_memory.hpp: at most one table of 8 MB
 // or more that a growth replaced, resident until a growth reuses it;
 // tables freed by clear(), shrink_to_fit() or a map's destructor are
 // unmapped, not kept); returns its bytes.
