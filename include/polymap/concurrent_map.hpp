@@ -331,35 +331,37 @@ std::size_t bulk_lookup(const KeyRange& keys, OutIt& out, HashFn&& hash, const T
   return found;
 }
 
-// The misuse check (CONTRACT: a callback must not write the map it runs
-// in): detail/reentry.hpp's per-thread record of the maps whose key lock
-// this thread holds while it runs an update or insert_or_visit callback. A
-// write checks it first; without the check such a write waits forever for a
-// lock its own thread holds, or works, depending on the key's hash. Cost on
-// the write path: one thread-local load and a branch (docs/concurrent_map.md).
-
-// The table pointer, hashing, growth, clear. Derived provides
-// rehash_into(old, fresh).
-template <class Derived, class Table, class K, class Hash, class Eq, class Traits>
-class concurrent_map_core {
+// concurrent_map's implementation, one class for every key and value type
+// (the slot layout is the table's policy): the table pointer, hashing,
+// growth and clear, then the operations.
+template <class K, class V, class Hash, class Eq, class Traits>
+class inline_concurrent_map {
  protected:
   template <class T>
   using atomic = typename Traits::template atomic<T>;
-  using table = Table;
+  using kpolicy = key_policy_for<K, Eq, inline_string_keys_of<Traits>()>;
+  using table = inline_table<kpolicy, V, Traits::template atomic, typename Traits::group_lock,
+                             typename Traits::stripe_lock, slot_locks_of<Traits>() && kpolicy::kHashed>;
   using location = typename table::location;
   using status = typename table::status;
+  using entry = typename table::entry;
+  using kcodec = typename table::key_codec;
+  using vcodec = typename table::val_codec;
+  using words = typename table::value_words;
+  using key_word = typename table::key_word;
+  using home = typename table::home;
 
  public:
   using key_type = K;
   using hasher = Hash;
   using key_equal = Eq;
 
-  concurrent_map_core() : table_(make_table(1)) {}
-  explicit concurrent_map_core(std::size_t capacity) : table_(make_table(table::groups_for(capacity))) {}
-  concurrent_map_core(const concurrent_map_core&) = delete;
-  concurrent_map_core& operator=(const concurrent_map_core&) = delete;
+  inline_concurrent_map() : table_(make_table(1)) {}
+  explicit inline_concurrent_map(std::size_t capacity) : table_(make_table(table::groups_for(capacity))) {}
+  inline_concurrent_map(const inline_concurrent_map&) = delete;
+  inline_concurrent_map& operator=(const inline_concurrent_map&) = delete;
   // Precondition: no other thread uses the map.
-  ~concurrent_map_core() {
+  ~inline_concurrent_map() {
     {
       auto pin = Traits::domain().pin();
       finish_migration();  // the old table's unmoved entries into the new one
@@ -570,8 +572,7 @@ class concurrent_map_core {
     const typename table::claimed_slot* from[kGroupSlots];
     const std::size_t n = t->claimed_slots(g, from);
     std::size_t hashes[kGroupSlots];
-    for (std::size_t i = 0; i < n; ++i)
-      hashes[i] = static_cast<const Derived*>(this)->hash_of_word(table::claimed_key(from[i]));
+    for (std::size_t i = 0; i < n; ++i) hashes[i] = hash_of_word(table::claimed_key(from[i]));
     // The keys are absent from next (their writes go there only once this
     // group is moved, W1), next has room for them (needs_rebuild counts t's
     // entries), and next does not migrate before t is done.
@@ -618,7 +619,7 @@ class concurrent_map_core {
     s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0.0;
     s.growths = growths_.load(std::memory_order_relaxed);        // relaxed: a statistic
     s.lock_waits = lock_waits_.load(std::memory_order_relaxed);  // relaxed: a statistic
-    s.bytes = sizeof(Derived) + t->bytes();
+    s.bytes = sizeof(inline_concurrent_map) + t->bytes();
     if (const table* p = t->pending()) s.bytes += p->bytes();  // a successor allocated ahead (PREPARE)
     s.retired_pending = Traits::domain().pending();
     s.retired_pending_bytes = Traits::domain().pending_bytes();
@@ -719,7 +720,7 @@ class concurrent_map_core {
     t->freeze_all();
     table* fresh;
     try {
-      const std::size_t live = t->size();  // exact: every group is frozen (I4)
+      const std::size_t live = t->size();  // exact: every group is frozen (J4)
       // Room for a quarter more than live: a table at its maximum load (7/8)
       // or full (force) doubles, since 5/4 of 7/8 of its capacity exceeds
       // the maximum load of the same group count; a dirty one may come out
@@ -732,8 +733,8 @@ class concurrent_map_core {
       t->thaw_all();
       throw;
     }
-    static_cast<Derived*>(this)->rehash_into(*t, *fresh);  // entries move: the old table frees none
-    table_.store(fresh, std::memory_order_release);        // release: pairs with current()'s acquire
+    rehash_into(*t, *fresh);                         // entries move: the old table frees none
+    table_.store(fresh, std::memory_order_release);  // release: pairs with current()'s acquire
     growths_.fetch_add(fresh->groups() > t->groups() ? 1 : 0, std::memory_order_relaxed);  // relaxed: a statistic
     if (fresh->groups() > t->groups()) t->recycle_on_free();
     Traits::domain().retire(t, &free_table);
@@ -762,50 +763,7 @@ class concurrent_map_core {
     delete t;
   }
 
-  // Read by every operation; written only by rebuilds: a line of its own.
-  // mutable: a const operation that needs one table (for_each, stats)
-  // finishes a migration first.
-  alignas(64) mutable atomic<table*> table_;
-  [[no_unique_address]] Hash hash_;
-  [[no_unique_address]] Eq eq_;
-  // Protects: starting a migration, replacing table_ at once (rebuild_at_once,
-  // clear) (L4). growths_ is a statistic, counted where a table is replaced.
-  alignas(64) mutable std::mutex rebuild_mutex_;
-  mutable atomic<std::uint64_t> growths_{0};
-  mutable atomic<std::uint64_t> lock_waits_{0};
-};
-
-// The inline layout: keys and values in the slots as atomic words, read
-// under the group seqlock (detail/inline_table.hpp). The key word is the key
-// (word_key) or a pointer to an immutable key block (string_key).
-template <class K, class V, class Hash, class Eq, class Traits>
-class inline_concurrent_map
-    : public concurrent_map_core<
-          inline_concurrent_map<K, V, Hash, Eq, Traits>,
-          inline_table<key_policy_for<K, Eq, inline_string_keys_of<Traits>()>, V, Traits::template atomic,
-                       typename Traits::group_lock, typename Traits::stripe_lock,
-                       slot_locks_of<Traits>() && key_policy_for<K, Eq, inline_string_keys_of<Traits>()>::kHashed>,
-          K, Hash, Eq, Traits> {
-  using kpolicy = key_policy_for<K, Eq, inline_string_keys_of<Traits>()>;
-  using itable = inline_table<kpolicy, V, Traits::template atomic, typename Traits::group_lock,
-                              typename Traits::stripe_lock, slot_locks_of<Traits>() && kpolicy::kHashed>;
-  using core = concurrent_map_core<inline_concurrent_map, itable, K, Hash, Eq, Traits>;
-  friend core;
-  using core::current;
-  using core::eq_;
-  using core::hash_of;
-  using core::lock_waits_;
-  using core::lookup;
-  using typename core::location;
-  using typename core::status;
-  using typename core::table;
-  using entry = typename itable::entry;
-  using kcodec = typename itable::key_codec;
-  using vcodec = typename itable::val_codec;
-  using words = typename itable::value_words;
-  using key_word = typename itable::key_word;
-  using home = typename itable::home;
-
+ private:
   // Holds the key lock of a hash in the table the caller writes (J6, L1
   // inline). hold(t) moves it to table t when a growth or clear() replaced
   // the table: released in the old one, taken in t. The caller is pinned, so
@@ -893,7 +851,6 @@ class inline_concurrent_map
 
  public:
   using mapped_type = V;
-  using core::core;
   // Keys are taken by value when that is a register or two, else by const
   // reference: a std::string key is copied only into the key block an
   // insert makes, never to overwrite a present key.
@@ -943,7 +900,7 @@ class inline_concurrent_map
     {
       entry old;
       // J8: a present key in its home group, under its slot's lock alone.
-      if constexpr (itable::kSlotLocks) {
+      if constexpr (table::kSlotLocks) {
         if (this->write_table(h)->overwrite_slot(h, matcher(h, q), w.get(), old) == home::replaced) [[likely]] {
           w.commit();
           retire_or_poll(&old.value, &pin);
@@ -1214,7 +1171,7 @@ class inline_concurrent_map
     // 1-thread string find, with its key words copied through memory). Not
     // string_key's: forced inline there, the 2-thread string cells ran
     // 0.86-0.88x (a larger inlined read loop keeps fewer misses in flight).
-    if constexpr (itable::kKeyExtra > 0) return [ this, h, &q ](const key_word& kw) __attribute__((always_inline)) {
+    if constexpr (table::kKeyExtra > 0) return [ this, h, &q ](const key_word& kw) __attribute__((always_inline)) {
         return kcodec::match(kw, h, q, eq_);
       };
     else
@@ -1236,17 +1193,10 @@ class inline_concurrent_map
     return write_home(h, q, &e, true, key.made(), old);
   }
 
-  // The lookup of a writer holding the key lock (J6): as find_in (this
-  // table only: W3 in GROWTH), but it
-  // first waits until the home group is not locked. A fast-path writer
-  // (J7) that took the home group's lock before this writer took the key
-  // lock may be inserting the key right now, and find_in's miss does not
-  // validate the group's version (a reader's miss needs no validation, a
-  // writer's "absent" here would insert the key a second time: the
-  // linearizability stress found exactly that). Once the home group is
-  // seen unlocked after the key lock was taken, every fast writer of the
-  // key has either finished (its write is visible) or will see the key lock
-  // and fall back.
+  // The lookup of a writer holding the key lock (J6): find_in (this table
+  // only: W3), once the home group is seen unlocked (J7: a fast writer that
+  // locked it before our key-lock CAS may be inserting the key, and a miss
+  // does not validate the version).
   template <class Q>
   location find_for_write(const table* t, std::size_t h, const Q& q) const {
     t->wait_home_unlocked(h);
@@ -1368,6 +1318,18 @@ class inline_concurrent_map
     }
     retire_or_poll(&e.value);
   }
+
+  // Read by every operation; written only by rebuilds: a line of its own.
+  // mutable: a const operation that needs one table (for_each, stats)
+  // finishes a migration first.
+  alignas(64) mutable atomic<table*> table_;
+  [[no_unique_address]] Hash hash_;
+  [[no_unique_address]] Eq eq_;
+  // Protects: starting a migration, replacing table_ at once (rebuild_at_once,
+  // clear) (L4). growths_ is a statistic, counted where a table is replaced.
+  alignas(64) mutable std::mutex rebuild_mutex_;
+  mutable atomic<std::uint64_t> growths_{0};
+  mutable atomic<std::uint64_t> lock_waits_{0};
 };
 
 // The blocks LAYOUT describes: a 24-byte header {meta, version, key lock},

@@ -19,85 +19,71 @@
 //   bytes (static_asserts in concurrent_map.hpp). A hit reads the block's
 //   first line (tags, version) and its slot's line, plus a key block.
 //
-// INVARIANTS (as table_core's I1-I4, with "words" for "pointer")
-//   J1. Writers change a slot's words and its tag only while holding the
-//       group's lock (J8: or, value words only, the slot's lock); an insert
-//       stores the words before the tag, an erase
-//       clears the tag only (the stale words stay until the slot is reused).
-//   J2. A key is in at most one slot. J3 = I3 (overflow bits).
-//   J4. Every write that fills or empties a slot adjusts the entry count
-//       under the group lock on the fast path (the fast insert just before
-//       its stores: J9), right after elsewhere (a migration counts a
-//       group's copies once), so once no write runs the count is
-//       exact. A table of kStripedMinGroups groups or more counts in
-//       kCountStripes per-thread stripes and folds whole batches of
-//       kCountBatch into one shared estimate (count()): why, one shared
-//       counter line drew a third of a 2-thread insert path's samples.
-//       size() sums the stripes; the growth triggers read the estimate plus
+// INVARIANTS
+//   J1. A slot's words and its tag change only under the group's lock (J8:
+//       or, value words only, under the slot's lock). An insert stores the
+//       words before the tag; an erase clears the tag only (the stale words
+//       stay until the slot is reused).
+//   J2. A key is in at most one slot.
+//   J3. For an entry in group g on its probe sequence g0, ..., gk = g, every
+//       group g0..g(k-1) has the entry's overflow bit set. Bits are only
+//       set, never cleared (a rebuild starts clean).
+//   J4. Every write that fills or empties a slot adjusts the entry count,
+//       under the group lock on the fast path (before its stores: J9), right
+//       after elsewhere (a migration counts a group's copies once): exact
+//       once no write runs. A table of kStripedMinGroups or more counts in
+//       per-thread stripes folded into a shared estimate in whole batches
+//       (count()). Why: one shared counter line drew a third of a 2-thread
+//       insert path's samples. The growth triggers read the estimate plus
 //       the stripes' slack and confirm with the sums near the threshold.
 //   J5. The words of a full slot own their value and key block (the codecs'
-//       release/free); a table that is rebuilt hands its words to the new
-//       table and frees none; replaced or erased words (an erase: the key
-//       block too) are retired by the front end. A key word never changes
-//       while its key is in the slot.
+//       release/free); a rebuilt or migrated table hands its words to the
+//       new table and frees none; the front end retires replaced or erased
+//       words (an erase: the key block too). A key word never changes while
+//       its key is in the slot.
 //   J6. Every write of key k to this table runs, from its lookup of k here
-//       to its publication, holding the key lock of k's home group (the
-//       first on its probe sequence): so no two writes of one key to one
-//       table overlap, and "k is absent" stays true while the writer inserts
-//       it, into whichever group has room. The lock sits on the block's
-//       first line, which a write to the home group dirties anyway; a
-//       separate array of key stripes cost a second contended line per write
-//       (concurrent_map.hpp, LOCK PROTOCOL). One exception: a migration's
-//       copy of k into the next table takes no key lock, since no other
-//       write of k to that table can run before the copy is done (W1 in
-//       concurrent_map.hpp, GROWTH).
-//   J7. Fast path (write_home): a write that can be decided in its key's home
-//       group alone runs from its lookup to its publication holding that
-//       group's lock, having seen the group's key lock free after taking
-//       it. That serializes it with every J6 writer of the same key: a J6
-//       writer that took the key lock first is seen (the fast writer falls
-//       back to J6); one that takes it later waits, before each lookup it
-//       makes under the key lock, until it sees the home group unlocked
-//       (wait_home_unlocked), so it sees the fast write whole (the key
-//       lock's CAS, the group lock's CAS, the key-lock check and that
-//       wait's version load are seq_cst). A
-//       plain lookup would not do: its miss reads the tags without
-//       validating the version, so it could miss a fast insert in flight
-//       and insert the key a second time (found by the linearizability
-//       stress test, verify_stress_test, in the first version of J7).
-//       It decides only what the home group shows: the key in a home slot,
-//       or absent with the home group's overflow bit for the hash clear
-//       (I3). Everything else (a slot further along, no room, a rebuild
-//       due, a frozen group) falls back to J6 with nothing changed. Readers
-//       see the group locked for the fast write's short lookup and store,
-//       as for any group write; no user code but Eq runs under the lock.
+//       to its publication, holding the key lock of k's home group: no two
+//       writes of one key to one table overlap, and "k is absent" stays true
+//       while the writer inserts it into whichever group has room. Why in
+//       the block: its first line, which a home-group write dirties anyway;
+//       separate key stripes cost a second contended line per write. A
+//       migration's copy takes no key lock: no write of k to the next table
+//       runs before the copy is done (W1 in concurrent_map.hpp).
+//   J7. Fast path (write_home): a write its home group can decide alone runs
+//       from lookup to publication holding that group's lock, having seen
+//       the group's key lock free after taking it. A J6 writer of the same
+//       key that took the key lock first is seen (the fast writer falls
+//       back); one that takes it later waits, before each lookup under the
+//       key lock, until it sees the home group unlocked (wait_home_unlocked),
+//       so it sees the fast write whole (the two CASes, the key-lock check
+//       and that wait's load are seq_cst). A plain lookup would not do: its
+//       miss does not validate the version, so it could miss a fast insert
+//       in flight and insert the key twice (the linearizability stress found
+//       it). It decides only the key in a home slot, or its absence with the
+//       home group's overflow bit for the hash clear (J3); anything else
+//       falls back to J6 with nothing changed. No user code but Eq runs
+//       under the lock.
 //   J8. Slot locks (kSlotLocks: string and boxed keys). An overwrite of a
 //       key in its home group (overwrite_slot) takes only its slot's lock
-//       word, after seeing the group open at version v, then checks the
-//       home group's key lock free and the version still v, else backs off
-//       (slow) having written nothing. It stores value words only: never a
-//       key word or a tag. Every thread that holds a group lock or froze a
-//       group waits for a slot's lock to be free before it reads or writes
-//       that slot's value words; a key-lock writer waits, after its key
-//       lock, for the home slots that may hold its key (seq_cst on both
-//       sides: each side either sees the other or is seen). Readers check
-//       the slot's lock word as they check the group's. Why: a value-only
-//       overwrite no longer writes the group's first line, which every
-//       lookup of any key in the group reads (2-thread 50/50 with string
-//       keys: that line's misses were the largest cost).
-//   J9. A write may return before its last stores are visible to other
-//       threads: on x86 the slot words, the tag and the unlock are plain
-//       stores, and they may wait in the core's store buffer after the call
-//       returned. No thread can tell: every way a thread learns that the
-//       call returned (a flag, a lock, a later write of this map, which
-//       starts with a locked CAS) is a store or a locked instruction behind
-//       those stores, and x86 makes stores visible in program order; the
-//       same holds for the release/acquire pairs in the C++ model. The fast
-//       insert counts (a locked add) before its stores so that the add
-//       drains nothing: counting after them made every insert wait for its
-//       slot line's miss (2-thread insert of 2M u64 keys: 25% slower). The
-//       linearizability recorder stamps a response after a full fence for
-//       this reason (verify/history.hpp).
+//       word, after seeing the group open at version v, then checks the key
+//       lock free and the version still v, else backs off having written
+//       nothing; it stores value words only. A thread holding a group lock
+//       or a freeze waits for a slot's lock before it reads or writes that
+//       slot's value words; a key-lock writer waits, after its key lock, for
+//       the home slots that may hold its key (seq_cst on both sides: each
+//       sees the other or is seen). Readers check the slot's lock word as
+//       they check the group's. Why: the overwrite no longer writes the
+//       group's first line, which every lookup of the group reads (2-thread
+//       50/50 with string keys: that line's misses were the largest cost).
+//   J9. A write may return before its last stores are visible (on x86 they
+//       may wait in the store buffer). No thread can tell: every way to
+//       learn that the call returned (a flag, a lock, a later write of this
+//       map, which starts with a locked CAS) is ordered behind them, on x86
+//       and in the C++ model's release/acquire pairs. So the fast insert
+//       counts (a locked add) before its stores, which the add then does not
+//       drain (after them: 2M u64 inserts on 2 threads 25% slower); and the
+//       linearizability recorder stamps a response after a full fence
+//       (verify/history.hpp).
 #pragma once
 
 #include <algorithm>
@@ -557,7 +543,7 @@ class alignas(64) inline_table : public table_sizing {
         if (match(kw)) return hit(p.get(), i, kw, w);
       }
       // A group without a validated match: a miss here. Its overflow bit
-      // needs no validation (bits are only ever set, I3).
+      // needs no validation (bits are only ever set, J3).
       if (!bits.overflowed(hash) || !p.next()) return R();
     }
   }
@@ -722,7 +708,7 @@ class alignas(64) inline_table : public table_sizing {
       return home::replaced;
     }
     // Not in the home group. If its overflow bit for the hash is clear, the
-    // key is nowhere in this table (I3), and no key-lock writer is inserting
+    // key is nowhere in this table (J3), and no key-lock writer is inserting
     // it further along (it would hold the key lock, or have set the bit).
     if (bits.overflowed(hash)) return home::slow;
     if (!e || !may_insert) return home::absent;
