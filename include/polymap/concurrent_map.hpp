@@ -7,8 +7,9 @@
 //   bulk_find are reads: no lock, no store and no read-modify-write on any
 //   shared word (the epoch pin writes only the thread's own announcement
 //   line; find's copy of a polymap::value with a heap payload bumps the
-//   payload's count, a write to the payload, not to the map). Every other
-//   operation is a write.
+//   payload's count, a write to the payload, not to the map; visit and get
+//   read in place and copy only what they return). Every other operation is
+//   a write.
 //   visit(q, f) calls f(const V&) on a value that stays alive and unchanged
 //   for the call, even if another thread overwrites or erases the key: a
 //   value read whole under the seqlock, sharing the stored payload or box (no
@@ -28,7 +29,8 @@
 //   is taken by const reference and read until the operation returns: no
 //   callback, Hash or Eq may change the caller's key object meanwhile.
 //   A callback may run again if clear() or a growth races with the same
-//   operation (key locks are per table, J6). Hash must not throw for a key
+//   operation (key locks are per table, J6: a write that began on the new
+//   table may store first). Hash must not throw for a key
 //   already in the map (a growth rehashes word-sized keys and inline string
 //   keys; key blocks keep their hash).
 //   Memory: erased keys and replaced values are freed a grace period later
@@ -69,10 +71,12 @@
 //       (J6); a writer that finds the table replaced moves to the new
 //       table's key lock before its publishing lookup. So "k is absent / k's
 //       entry is e" stays true while it holds the key lock (clear() takes
-//       none: L4). insert, insert_or_assign and erase first try their home
-//       group alone (J7), and an overwrite of a present string or boxed key
-//       its slot alone (J8); what those cannot decide falls back to L1 with
-//       nothing changed.
+//       none: L4). Before it, insert, insert_or_assign and erase try to
+//       decide in the key's home group holding only that group's lock (J7),
+//       and insert_or_assign of a string or boxed key present in its home
+//       group first tries to store its value words holding only its slot's
+//       lock (J8). What those cannot decide falls back to L1 with nothing
+//       changed.
 //   L2. A slot or metadata word changes only under its group's lock (value
 //       words also under their slot's lock, J8). A thread holds at most one
 //       group or slot lock, briefly. A slot lock's holder never waits (it
@@ -86,13 +90,14 @@
 //       new table. Moving a group takes no key lock: it freezes the group
 //       (waiting out at most one short group-lock hold) and takes the next
 //       table's group locks one at a time, or waits for another thread's
-//       copy of that one group. The rebuilder takes no key lock and holds no
-//       group lock. So no cycle exists.
+//       copy of that one group, which itself waits for nothing but group
+//       locks. The rebuilder takes no key lock and holds no group lock. So
+//       no cycle exists.
 //   L4. rebuild_mutex_ protects beginning a migration and replacing table_
 //       at once (reserve, clear, a small or full table). The mover of a
-//       migration's last group replaces table_ without it: clear and reserve
-//       finish a migration first, under the mutex, and no migration begins
-//       while it is held.
+//       migration's last group replaces table_ without it: nothing else
+//       replaces a migrating table (clear and reserve finish a migration
+//       first, under the mutex, and no migration begins while it is held).
 //   L5. A thread that runs a callback under a key lock is recorded
 //       (callback_scope, detail/reentry.hpp: one thread-local load per
 //       write); a write to the same map from it throws (CONTRACT).
@@ -106,7 +111,9 @@
 //   (find_contended); else the words are one entry at one instant: test the
 //   key (a key block's stored hash, then Eq) and return a copy or borrow of
 //   the value. Stop at a group whose overflow bit for the hash is clear.
-//   Why it is safe: a key block is dereferenced only after its word
+//   Writers hold the group lock (version bit 0, acquire CAS) while they
+//   store words (release stores) and tags; unlock bumps the counter
+//   (release). Why it is safe: a key block is dereferenced only after its word
 //   validated, so it was in the table after the reader pinned and is not
 //   freed before the unpin; the acquire load of the key word pairs with the
 //   inserter's release store, so the block's bytes are visible. A word that
@@ -116,14 +123,15 @@
 //   memory models?", MSPC 2012; acquire loads rather than a fence, which
 //   TSan models; plain moves on x86).
 //   Linearization: an insert at its tag store (words first, J1), an
-//   overwrite at its value store (a slot-locked one at its unlock), an erase
-//   at its tag clear. A key never moves within a table (no backward shifts,
+//   overwrite at its value store (a slot-locked one at its unlock: readers
+//   see all of its words or none), an erase at its tag clear. A key never moves within a table (no backward shifts,
 //   no tombstones), so a lookup cannot miss a key present for its whole run;
 //   one that misses during an erase and reinsert linearizes in the gap. A
 //   lookup still reading a table being rebuilt reads frozen groups: the
-//   state at the freeze, inside its run. A moved group (GROWTH) sends the
-//   lookup to find_contended, which never matches a moved group's
-//   candidates and goes on in the next table if it passed one (R1-R3).
+//   state at the freeze, inside its run. On a moved group (GROWTH) the
+//   lookup starts over in find_contended, which walks the chain without
+//   matching a moved group's candidates and goes on in the next table if
+//   it passed one (R1-R3).
 //   Ownership: a full slot's words own their key block and one payload
 //   reference (or box). Replaced value words are retired by the writer; an
 //   erase retires the value and the key block; a rebuild moves words and
@@ -163,12 +171,13 @@
 //       after the writer chose that table, so it shows a state inside the
 //       writer's run; a store to a frozen group fails and the writer starts
 //       over on the next table.
-//   R1. A lookup that met a group not yet moved knows k's chain was not all
-//       moved at that instant, so no write of k had gone to the next table:
-//       every group it read shows k's latest state at an instant inside its
-//       run (a moved group keeps its freeze's state until the first write of
-//       k in the next table, which comes later). Found in such a group, or
-//       missed over unmoved groups only: the answer stands.
+//   R1. A lookup that met a group not yet moved (live, or frozen and being
+//       copied) knows k's chain was not all moved at that instant, so no
+//       write of k had gone to the next table: every group it read shows k's
+//       latest state at an instant inside its run (a moved group keeps its
+//       freeze's state until the first write of k in the next table, which
+//       comes later). Found in such a group, or missed over unmoved groups
+//       only: the answer stands.
 //   R2. Not found in an unmoved group and a moved group passed: if k was in
 //       a moved group, the next table holds k's latest state (copied before
 //       the moved bit the lookup saw); if not, k is written there only once
@@ -191,7 +200,9 @@
 //   Shrinking: only shrink_to_fit() asks for it (erases never start a
 //   rebuild; a dirty table is rebuilt by size, which may shrink it); a large
 //   table shrinks by the same migration, since W1-W2 and R1-R3 assume only
-//   that the next table has room for every entry.
+//   that the next table has room for every entry (needs_rebuild counts the
+//   previous table's entries, so a next table that fills while it still
+//   receives a migration finishes it and then grows).
 //
 // ALTERNATIVES CONSIDERED (one line each; measurements and the FAQ:
 // docs/concurrent_map.md)

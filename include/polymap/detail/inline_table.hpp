@@ -17,7 +17,8 @@
 //   -> polymap::value: 32-byte slots with their lock (J8), none across a
 //   line, 512 bytes, eight lines; inline_string_key: 64-byte slots, 1,024
 //   bytes (static_asserts in concurrent_map.hpp). A hit reads the block's
-//   first line (tags, version) and its slot's line, plus a key block.
+//   first line (tags, version) and its slot's line, plus the key block of
+//   a string_key or boxed_key.
 //
 // INVARIANTS
 //   J1. A slot's words and its tag change only under the group's lock (J8:
@@ -34,8 +35,9 @@
 //       once no write runs. A table of kStripedMinGroups or more counts in
 //       per-thread stripes folded into a shared estimate in whole batches
 //       (count()). Why: one shared counter line drew a third of a 2-thread
-//       insert path's samples. The growth triggers read the estimate plus
-//       the stripes' slack and confirm with the sums near the threshold.
+//       insert path's samples. size() sums the stripes; the growth triggers
+//       read the estimate plus the stripes' slack and confirm with the sums
+//       near the threshold.
 //   J5. The words of a full slot own their value and key block (the codecs'
 //       release/free); a rebuilt or migrated table hands its words to the
 //       new table and frees none; the front end retires replaced or erased
@@ -61,8 +63,10 @@
 //       in flight and insert the key twice (the linearizability stress found
 //       it). It decides only the key in a home slot, or its absence with the
 //       home group's overflow bit for the hash clear (J3); anything else
-//       falls back to J6 with nothing changed. No user code but Eq runs
-//       under the lock.
+//       (a slot further along, no room, a rebuild due, a frozen group) falls
+//       back to J6 with nothing changed. Readers see the group locked for the
+//       short lookup and store, as for any group write; no user code but Eq
+//       runs under the lock.
 //   J8. Slot locks (kSlotLocks: string and boxed keys). An overwrite of a
 //       key in its home group (overwrite_slot) takes only its slot's lock
 //       word, after seeing the group open at version v, then checks the key
